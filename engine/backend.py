@@ -1,0 +1,85 @@
+"""The one place where the backend is chosen.
+
+* ``"cpu"`` (default): the Numba kernels (``@njit(cache=True)``), with NumPy's
+  BLAS for the big matrix products.
+* ``"reference"``: the plain-NumPy functions next to each kernel — slow, obviously
+  right, the oracle the tests compare the kernels with.
+* ``"cuda"``: a later issue; asking for it raises `BackendUnavailable`.
+
+How a backend reaches the kernels: every layer class, the `Loss` and the
+optimizers take a keyword ``reference: bool = False`` and call either the
+kernel or its reference.  A `Backend` maps each statement type of
+`dsl.spec` to its layer class and passes its ``reference`` flag on.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsl import spec as S
+from dsl.spec import LayerInfo, OptimizerSpec
+
+from .layers.base import Layer
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend asked for cannot run here (not implemented, or no device)."""
+
+
+# statement type → "module:Class" under engine.layers (imported on first use, so a
+# layer module that is missing only matters to a network that uses that layer)
+LAYER_CLASSES: dict[type, str] = {
+    S.Dense: "dense:Dense",
+    S.Conv: "conv:Conv",
+    S.Pool: "pool:Pool",
+    S.Flatten: "flatten:Flatten",
+    S.Dropout: "dropout:Dropout",
+    S.BatchNorm: "batchnorm:BatchNorm",
+    S.ActivationLayer: "activations:Activation",
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "cpu" or "reference"
+    reference: bool  # True: plain NumPy everywhere
+
+    def layer_class(self, statement: S.Layer) -> type[Layer]:
+        if isinstance(statement, S.Recurrent):
+            raise BackendUnavailable(f"{statement.cell} layers are not implemented yet (a later issue)")
+        try:
+            module_name, class_name = LAYER_CLASSES[type(statement)].split(":")
+        except KeyError:
+            raise BackendUnavailable(f"no layer implements the statement {type(statement).__name__}") from None
+        module = importlib.import_module(f"engine.layers.{module_name}")
+        return getattr(module, class_name)
+
+    def make_layer(self, info: LayerInfo, rng: np.random.Generator) -> Layer:
+        return self.layer_class(info.layer)(info, rng, reference=self.reference)
+
+    def make_loss(self, name: str, *, fused: str | None = None):
+        from .losses import Loss
+
+        return Loss(name, fused=fused, reference=self.reference)
+
+    def make_optimizer(self, spec: OptimizerSpec, params: dict[str, np.ndarray]):
+        from .optimizers import make_optimizer
+
+        return make_optimizer(spec, params, reference=self.reference)
+
+
+BACKENDS = {"cpu": Backend("cpu", reference=False), "reference": Backend("reference", reference=True)}
+
+
+def get_backend(name: str = "cpu") -> Backend:
+    """The backend called ``name``: "cpu" (default) or "reference"."""
+    if name == "cuda":
+        raise BackendUnavailable(
+            "the cuda backend is not implemented yet (it comes in a later issue); use --device cpu"
+        )
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; choose one of: cpu, reference, cuda") from None

@@ -1,0 +1,169 @@
+"""The network: a resolved `Model` turned into a chain of layers, a loss and an optimizer.
+
+    forward:   a₀ = x,  a_k = layer_k(a_(k−1))            (the last a is the prediction)
+    loss:      L = loss(a_last, y) + Σ_k penalty_k          (l1/l2 terms of dense/conv)
+    backward:  ∂L/∂a_(k−1) = layer_k.backward(∂L/∂a_k), from the last layer to the first
+    update:    every parameter, by the optimizer, in place
+
+An activation written on a statement (``dense 10 softmax``) becomes its own step
+right after that layer, the same `Activation` class as a standalone ``softmax``
+line.  When the last step is softmax and the loss cce (or sigmoid and bce), the
+loss takes the logits instead and applies the activation itself — the fused,
+numerically stable form of `engine.losses`.
+
+Everything random (initialisation, dropout and DropConnect masks) comes from one
+``np.random.default_rng(seed)``, so a seed makes a run bit-for-bit repeatable.
+Work is done per batch, never per sample, in float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dsl.spec import ActivationLayer, LayerInfo, Model, OptimizerSpec
+
+from . import metrics
+from .backend import get_backend
+from .layers.base import Layer
+from .losses import Loss
+
+TASKS = {"cce": "classification", "bce": "binary", "mse": "regression", "mae": "regression"}
+
+
+def activation_step(info: LayerInfo) -> LayerInfo:
+    """The row for the activation written on ``info``'s statement, as a layer of its own."""
+    activation = info.layer.activation
+    return LayerInfo(
+        name=f"{info.name}_{activation.name}",
+        type="activation",
+        layer=ActivationLayer(activation),
+        input_shape=info.output_shape,
+        output_shape=info.output_shape,
+        params=0,
+        trainable_params=0,
+        macs=0,
+    )
+
+
+class Network:
+    def __init__(
+        self,
+        model: Model,
+        *,
+        seed: int | None = None,
+        backend: str = "cpu",
+        optimizer: OptimizerSpec | None = None,
+    ) -> None:
+        self.model = model
+        self.backend = get_backend(backend)
+        self.device = self.backend.name
+        self.task = TASKS[model.loss]  # "classification", "binary" or "regression"
+        self.rng = np.random.default_rng(seed)
+
+        self.layers: list[Layer] = []  # the steps, in order, activation steps included
+        for info in model.layers:
+            self.layers.append(self.backend.make_layer(info, self.rng))
+            if getattr(info.layer, "activation", None) is not None and not isinstance(info.layer, ActivationLayer):
+                self.layers.append(self.backend.make_layer(activation_step(info), self.rng))
+
+        last = self.layers[-1] if self.layers else None
+        last_activation = getattr(last, "function", None)
+        fused = Loss.fuses(model.loss, last_activation)
+        self.loss = self.backend.make_loss(model.loss, fused=fused)
+        # with a fused loss, training and evaluation stop before the last step
+        self.body = self.layers[:-1] if fused else self.layers
+
+        self.metric_name, self.metric_sum = metrics.BY_TASK[self.task]
+        self.params = {f"{layer.name}/{k}": p for layer in self.layers for k, p in layer.params.items()}
+        self.optimizer = self.backend.make_optimizer(optimizer or model.spec.optimizer, self.params)
+
+    # ------------------------------------------------------------------ passes
+
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape[1:] != tuple(self.model.input_shape):
+            raise ValueError(
+                f"input of shape {x.shape[1:]} per sample; this network takes {tuple(self.model.input_shape)}"
+            )
+        return x
+
+    def _forward(self, layers: list[Layer], x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in layers:
+            x = layer.forward(x, training)
+        return x
+
+    def penalty(self) -> float:
+        return float(sum(layer.penalty() for layer in self.layers))
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """One batch: forward, loss, backward, update.
+
+        Returns (mean loss incl. penalties, metric summed over the batch): the
+        number of correct samples for classification, Σ per-sample bias for regression.
+        """
+        output = self._forward(self.body, self._input(x), training=True)
+        loss, grad, prediction = self.loss(output, y)
+        loss += self.penalty()
+        for layer in reversed(self.body):
+            grad = layer.backward(grad)
+        grads = {f"{layer.name}/{k}": g for layer in self.layers for k, g in layer.grads.items()}
+        self.optimizer.step(grads)
+        return loss, self.metric_sum(prediction, y)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> dict[str, float]:
+        """Mean loss (incl. penalties) and accuracy or MBE over all of ``x``, at inference."""
+        x = self._input(x)
+        count = x.shape[0]
+        if count == 0:
+            raise ValueError("evaluate needs at least one sample")
+        y = np.asarray(y)
+        loss_sum = metric_sum = 0.0
+        for start in range(0, count, batch):
+            xb, yb = x[start : start + batch], y[start : start + batch]
+            output = self._forward(self.body, xb, training=False)
+            loss, _, prediction = self.loss(output, yb)
+            loss_sum += loss * xb.shape[0]
+            metric_sum += self.metric_sum(prediction, yb)
+        return {"loss": loss_sum / count + self.penalty(), self.metric_name: metric_sum / count}
+
+    def predict(self, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+        """Outputs at inference: probabilities after softmax/sigmoid, raw values for regression."""
+        x = self._input(x)
+        outputs = [self._forward(self.layers, x[start : start + batch], training=False)
+                   for start in range(0, x.shape[0], batch)]
+        if not outputs:
+            return np.zeros((0, *self.model.output_shape), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    # ----------------------------------------------------------------- weights
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and state array, keyed "layer/param"."""
+        return {
+            f"{layer.name}/{k}": v.copy()
+            for layer in self.layers
+            for k, v in {**layer.params, **layer.state}.items()
+        }
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Copy ``weights`` into the network's arrays (in place); ValueError on any mismatch."""
+        own = {f"{layer.name}/{k}": v for layer in self.layers for k, v in {**layer.params, **layer.state}.items()}
+        missing = sorted(set(own) - set(weights))
+        unexpected = sorted(set(weights) - set(own))
+        if missing:
+            raise ValueError(f"weights do not fit this network: missing {', '.join(missing)}")
+        if unexpected:
+            raise ValueError(f"weights do not fit this network: unexpected {', '.join(unexpected)}")
+        for key, array in own.items():
+            if np.shape(weights[key]) != array.shape:
+                raise ValueError(
+                    f"weights do not fit this network: {key} has shape {np.shape(weights[key])}, "
+                    f"this network needs {array.shape}"
+                )
+        for key, array in own.items():
+            array[...] = np.asarray(weights[key], dtype=np.float32)
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return self.optimizer.state()
+
+    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        self.optimizer.load_state(state)
