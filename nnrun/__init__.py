@@ -1,0 +1,6 @@
+"""nnrun, the program: the command line, the rich views, data sets and the training loop.
+
+Only this package prints.  Importing it is cheap: the calculator path
+(`nnrun summary`, `nnrun check`) never imports numba.
+"""
+__version__ = "0.1.0"

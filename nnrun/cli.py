@@ -1,0 +1,278 @@
+"""The command line: parse the arguments, call the library, render, return a status.
+
+    nnrun SPEC --data NAME|PATH [options]     train, then evaluate on the test split
+    nnrun summary SPEC [--input SHAPE] [--explain] [--json]
+    nnrun check SPEC [--input SHAPE]
+    nnrun eval MODEL --data NAME|PATH         nnrun predict MODEL INPUT
+    nnrun data list | data fetch NAME         nnrun generate MODEL --prompt TEXT --length N
+
+Exit status: 0 success, 1 run-time failure, 2 bad spec, data or arguments,
+130 interrupted.  No input ever ends in a traceback; ``NNRUN_DEBUG=1`` prints
+the traceback of an internal error.  Training, eval, predict and the data
+commands live in `nnrun.run` and `nnrun.datacmd`, imported only when used, so
+`summary` and `check` never import numba.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+import sys
+import traceback
+
+from rich.console import Console
+
+from dsl import Spec, SpecError, parse, parse_file, resolve
+
+from .console import fatal, make_consoles, say
+
+COMMANDS = ("summary", "check", "eval", "predict", "data", "generate")
+DEVICES = ("cpu", "cuda", "auto")
+INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None) -> int:
+    """Run one command; return its exit status (the console script exits with it)."""
+    default_out, default_err = make_consoles() if out is None or err is None else (None, None)
+    out, err = out or default_out, err or default_err
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    try:
+        args = parse_arguments(argv)
+        return dispatch(args, out, err)
+    except _Help as request:
+        say(out, request.text.rstrip())
+        return 0
+    except _Usage as problem:
+        say(err, problem.usage.rstrip())
+        return fatal(err, problem.message, hint=problem.hint)
+    except SpecError as error:
+        say(err, error.render())
+        return 2
+    except KeyboardInterrupt:
+        return fatal(err, "interrupted", status=INTERRUPTED)
+    except Exception as error:  # the last line of defence: a message, never a traceback
+        if os.environ.get("NNRUN_DEBUG") == "1":
+            say(err, traceback.format_exc().rstrip())
+        summary = str(error).splitlines()[0] if str(error) else ""
+        return fatal(
+            err,
+            f"internal error: {type(error).__name__}{': ' + summary if summary else ''}",
+            hint="this is a bug in nnrun; please report it with the command you ran "
+            "(NNRUN_DEBUG=1 shows the traceback)",
+            status=1,
+        )
+
+
+def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.command == "summary":
+        return summary_command(args, out, err)
+    if args.command == "check":
+        return check_command(args, out, err)
+    if args.command == "data":
+        from . import datacmd
+
+        return (datacmd.list_data if args.data_command == "list" else datacmd.fetch_data)(args, out, err)
+    from . import run
+
+    command = {"train": run.train, "eval": run.evaluate, "predict": run.predict, "generate": run.generate}
+    return command[args.command](args, out, err)
+
+
+# ------------------------------------------------------------------ the calculator
+
+
+def summary_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .summary import render_summary, summary_json
+
+    model = resolve(load_spec(args.spec), input_shape(args.input))
+    if args.json:
+        out.print_json(data=summary_json(model))
+        for warning in model.warnings:
+            say(err, f"warning: {warning}", style="yellow")
+    else:
+        render_summary(model, out, explain=args.explain)
+    return 0
+
+
+def check_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    spec = load_spec(args.spec)
+    shape = input_shape(args.input)
+    if spec.input_shape is None and shape is None:
+        say(out, f"OK {spec.filename}: {len(spec.layers)} layers parsed; shapes not checked "
+                 "(no input shape: add `input …` or pass --input 28x28x1)")
+        return 0
+    model = resolve(spec, shape)
+    say(out, f"OK {spec.filename}: {len(model.layers)} layers, {model.total_params:,} parameters")
+    for warning in model.warnings:
+        say(err, f"warning: {warning}", style="yellow")
+    return 0
+
+
+def load_spec(text_or_path: str) -> Spec:
+    """SPEC is a file when such a file exists (or the name ends in .net), else an inline spec."""
+    if os.path.exists(text_or_path) or text_or_path.endswith(".net"):
+        return parse_file(text_or_path)
+    return parse(text_or_path, "<inline>")
+
+
+def input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``--input 28x28x1`` → ``(28, 28, 1)``; ``x``, ``×`` and ``,`` all separate."""
+    if text is None:
+        return None
+    parts = re.split(r"\s*[xX×,]\s*", text.strip())
+    if not all(part.isdigit() for part in parts) or min(int(part) for part in parts) < 1:
+        raise _Usage(f"--input {text!r} is not a shape", hint="write it like 28x28x1, 50x1 or 784")
+    return tuple(int(part) for part in parts)
+
+
+# ------------------------------------------------------------------ arguments
+
+
+class _Help(Exception):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _Usage(Exception):
+    def __init__(self, message: str, usage: str = "", hint: str | None = None) -> None:
+        self.message, self.usage, self.hint = message, usage, hint
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing and exiting, so `main` renders everything."""
+
+    def error(self, message: str):
+        raise _Usage(message, self.format_usage())
+
+    def print_help(self, file=None) -> None:
+        raise _Help(self.format_help())
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if status:
+            raise _Usage(message or "bad arguments", self.format_usage())
+        raise _Help(message or "")
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    commands = command_parser()
+    if not argv:
+        raise _Usage("give a spec to train, or a command", commands.format_usage(),
+                     hint="`nnrun summary specs/mlp.net`, or `nnrun --help` for everything")
+    if argv[0] in ("-h", "--help"):
+        raise _Help(commands.format_help())
+    if argv[0] == "--version":
+        from . import __version__
+
+        raise _Help(f"nnrun {__version__}")
+    if argv[0] in COMMANDS:
+        return commands.parse_args(argv)
+    _reject_misspelt_command(argv[0], commands)
+    args = train_parser().parse_args(argv)
+    args.command = "train"
+    return args
+
+
+def _reject_misspelt_command(word: str, commands: argparse.ArgumentParser) -> None:
+    """`nnrun sumary x.net` would otherwise read 'sumary' as an inline spec."""
+    if os.path.exists(word) or not re.fullmatch(r"[a-z]+", word):
+        return
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.75)
+    if close:
+        raise _Usage(f"unknown command '{word}'", commands.format_usage(), hint=f"did you mean '{close[0]}'?")
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nnrun",
+        description="Train the network of SPEC on a data set, then evaluate it on the test split.",
+        epilog=f"other commands: {', '.join(COMMANDS)} (nnrun COMMAND --help)",
+    )
+    _spec_argument(parser)
+    parser.add_argument("--data", required=True, metavar="NAME|PATH", help="mnist, fashion-mnist, xor, xo, …, an IDX directory or an .npz")
+    _data_dir_argument(parser)
+    parser.add_argument("--epochs", type=_positive_int, metavar="N", help="override the spec's `train epochs`")
+    parser.add_argument("--batch", type=_positive_int, metavar="N", help="override the spec's `train batch`")
+    parser.add_argument("--lr", type=float, metavar="X", help="override the optimizer's learning rate")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), help="override the spec's optimizer")
+    parser.add_argument("--seed", type=int, metavar="N", help="random seed (weights, shuffling, dropout)")
+    _device_argument(parser)
+    parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for the compiled kernels")
+    parser.add_argument("--save", metavar="FILE", help="save the trained model (.npz)")
+    parser.add_argument("--report", metavar="FILE.json", help="write the run as JSON")
+    parser.add_argument("--resume", metavar="FILE", help="continue training a saved model")
+    _input_argument(parser)
+    return parser
+
+
+def command_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nnrun",
+        description="A neural-network teaching engine.  `nnrun SPEC --data NAME` trains "
+        "(see `nnrun SPEC --help`); the commands below do the rest.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    summary = commands.add_parser("summary", help="shapes, parameters and MACs of a spec (the calculator)")
+    _spec_argument(summary)
+    _input_argument(summary)
+    summary.add_argument("--explain", action="store_true", help="show the arithmetic behind every number")
+    summary.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+    check = commands.add_parser("check", help="validate a spec")
+    _spec_argument(check)
+    _input_argument(check)
+
+    evaluate = commands.add_parser("eval", help="evaluate a saved model on a data set's test split")
+    evaluate.add_argument("model", metavar="MODEL", help="a model saved with --save")
+    evaluate.add_argument("--data", required=True, metavar="NAME|PATH")
+    _data_dir_argument(evaluate)
+    _device_argument(evaluate)
+    evaluate.add_argument("--batch", type=_positive_int, metavar="N")
+
+    predict = commands.add_parser("predict", help="classify one input with a saved model")
+    predict.add_argument("model", metavar="MODEL", help="a model saved with --save")
+    predict.add_argument("input", metavar="INPUT", help="an image or array file")
+    _device_argument(predict)
+    predict.add_argument("--top", type=_positive_int, metavar="K", help="show the K most likely classes")
+
+    data = commands.add_parser("data", help="where data sets are found; fetch one")
+    data_commands = data.add_subparsers(dest="data_command", metavar="list|fetch", required=True)
+    _data_dir_argument(data_commands.add_parser("list", help="list the data sets and where they are"))
+    fetch = data_commands.add_parser("fetch", help="download a data set into the cache")
+    fetch.add_argument("name", metavar="NAME")
+    _data_dir_argument(fetch)
+
+    generate = commands.add_parser("generate", help="sample text from a saved sequence model")
+    generate.add_argument("model", metavar="MODEL")
+    generate.add_argument("--prompt", required=True, metavar="TEXT")
+    generate.add_argument("--length", required=True, type=_positive_int, metavar="N")
+    generate.add_argument("--temperature", type=float, metavar="T")
+    generate.add_argument("--seed", type=int, metavar="N")
+    return parser
+
+
+def _spec_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="a .net file, or an inline spec: \"conv 32 3x3 relu; pool max 2; dense 10 softmax\"")
+
+
+def _input_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", metavar="SHAPE", help="input shape when the spec has no `input` line, e.g. 28x28x1")
+
+
+def _data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help="look for data sets here first")
+
+
+def _device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICES, help="where to run (default: cpu)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value

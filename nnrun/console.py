@@ -1,0 +1,29 @@
+"""The program's two consoles — one for output, one for errors — and `fatal()`.
+
+Commands take both consoles as arguments, so a test renders into
+``Console(file=StringIO(), width=100, color_system=None)`` and reads the text.
+"""
+from __future__ import annotations
+
+from rich.console import Console
+
+
+def make_consoles() -> tuple[Console, Console]:
+    """(out, err) on the real stdout and stderr."""
+    return Console(), Console(stderr=True)
+
+
+def say(console: Console, text: str, style: str | None = None) -> None:
+    """Print text as it is: no markup, no highlighting, no wrapping of long lines."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def fatal(err: Console, message: str, *, hint: str | None = None, status: int = 2) -> int:
+    """Print ``nnrun: error: message`` (and a hint) on the error console; return ``status``.
+
+    Status 2: bad spec, data or arguments; 1: a failure at run time (DESIGN §2).
+    """
+    say(err, f"nnrun: error: {message}", style="bold red")
+    if hint:
+        say(err, f"hint: {hint}")
+    return status
