@@ -1,0 +1,85 @@
+"""Your own data as an ``.npz`` with ``x_train, y_train, x_test, y_test``.
+
+Read with ``allow_pickle=False``: an object array (which would run code when
+unpickled) is refused.  Integer ``y`` → classification with ``num_classes =
+max + 1``; float ``y`` → regression.  uint8 ``x`` is scaled by 1/255; a 3-D
+``x`` ``(N, H, W)`` gets a channel axis.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import DataError, Dataset
+from .idx import images_to_float
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+NPZ_HINT = "save it with np.savez(path, x_train=…, y_train=…, x_test=…, y_test=…) from numeric arrays"
+
+
+def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing {', '.join(missing)} (it has {', '.join(archive.files) or 'no arrays'})",
+                                hint=NPZ_HINT)
+            return {key: archive[key] for key in NPZ_KEYS}
+    except ValueError as exc:  # numpy's refusal of object arrays, or a damaged header
+        raise DataError(f"{path}: cannot be read safely: {exc}",
+                        hint="object (pickled) arrays are refused; " + NPZ_HINT) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path}: {exc}", hint="is it an .npz written by np.savez?") from None
+
+
+def load_npz(path: Path) -> Dataset:
+    arrays = read_npz_arrays(path)
+    for key, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{path}: {key} holds {array.dtype} values, not numbers", hint=NPZ_HINT)
+        if array.ndim == 0:
+            raise DataError(f"{path}: {key} is a single number, not one row per sample", hint=NPZ_HINT)
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if len(x) != len(y):
+            raise DataError(f"{path}: x_{part} has {len(x)} samples but y_{part} has {len(y)}",
+                            hint="each sample needs exactly one target")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise DataError(f"{path}: x_train samples are {arrays['x_train'].shape[1:]} but x_test's are "
+                        f"{arrays['x_test'].shape[1:]}", hint="both splits must have one sample shape")
+
+    x_train, x_test = images_to_float(arrays["x_train"]), images_to_float(arrays["x_test"])
+    for key, x in (("x_train", x_train), ("x_test", x_test)):
+        if not np.isfinite(x).all():
+            raise DataError(f"{path}: {key} contains NaN or infinite values", hint="clean the data before training")
+
+    y_train, y_test = arrays["y_train"], arrays["y_test"]
+    if y_train.dtype.kind == "f" or y_test.dtype.kind == "f":
+        task, num_classes, class_names = "regression", 0, []
+        y_train, y_test = y_train.astype(np.float32), y_test.astype(np.float32)
+    else:
+        task = "classification"
+        y_train, y_test = labels_1d(y_train, path, "y_train"), labels_1d(y_test, path, "y_test")
+        num_classes = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
+        class_names = [str(c) for c in range(num_classes)]
+
+    return Dataset(
+        name=path.stem, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+        task=task, num_classes=num_classes, class_names=class_names,
+        input_shape=tuple(x_train.shape[1:]), source=str(path),
+    )
+
+
+def labels_1d(y: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Integer labels as int64 ``(N,)``; ``(N, 1)`` is accepted, negatives are not."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{path}: {key} has shape {y.shape}; integer labels must be one class index per sample",
+                        hint="store class indices (N,), not one-hot rows; or float targets for regression")
+    y = y.astype(np.int64)
+    if len(y) and y.min() < 0:
+        raise DataError(f"{path}: {key} has a negative label {int(y.min())}", hint="classes are numbered from 0")
+    return y
