@@ -459,8 +459,8 @@ def _batchnorm(r: _Resolver, layer: BatchNorm, shape: Shape) -> _Step:
         params=params,
         trainable_params=2 * channels,
         explain=(
-            f"4·{channels} = {format_count(params)}: γ, β trainable (2·{channels} = {format_count(2 * channels)}), "
-            "moving mean and variance not",
+            f"4·{channels} = {format_count(params)}: γ, β, moving mean and variance",
+            f"trainable: γ, β = 2·{channels} = {format_count(2 * channels)}",
         ),
         keeps_layout=True,
     )

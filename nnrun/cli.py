@@ -30,6 +30,7 @@ from .console import fatal, make_consoles, say
 COMMANDS = ("summary", "check", "eval", "predict", "data", "generate")
 DEVICES = ("cpu", "cuda", "auto")
 INTERRUPTED = 130
+RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate"}  # in nnrun.run
 
 
 def main(argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None) -> int:
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
         say(out, request.text.rstrip())
         return 0
     except _Usage as problem:
-        say(err, problem.usage.rstrip())
+        if problem.usage:
+            say(err, problem.usage.rstrip())
         return fatal(err, problem.message, hint=problem.hint)
     except SpecError as error:
         say(err, error.render())
@@ -75,8 +77,10 @@ def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         return (datacmd.list_data if args.data_command == "list" else datacmd.fetch_data)(args, out, err)
     from . import run
 
-    command = {"train": run.train, "eval": run.evaluate, "predict": run.predict, "generate": run.generate}
-    return command[args.command](args, out, err)
+    command = getattr(run, RUN_COMMANDS[args.command], None)
+    if command is None:
+        return fatal(err, f"`nnrun {args.command}` is not available in this version", status=1)
+    return command(args, out, err)
 
 
 # ------------------------------------------------------------------ the calculator

@@ -44,22 +44,26 @@ def render_summary(model: Model, console: Console, explain: bool = False) -> Non
     """The table, the totals under it, then the warnings."""
     table = Table(title=f"{model.spec.filename}: input {format_shape(model.input_shape)}", title_justify="left")
     table.add_column("layer", no_wrap=True)
-    table.add_column("type", no_wrap=True)
+    if not explain:  # with --explain the arithmetic says what each layer is
+        table.add_column("type", no_wrap=True)
     table.add_column("output shape", justify="right", no_wrap=True)
     table.add_column("parameters", justify="right", no_wrap=True)
     if explain:
-        table.add_column("receptive field", justify="right", no_wrap=True)
-        table.add_column("arithmetic")
+        table.add_column("arithmetic", ratio=1)
     for info in model.layers:
         implicit = getattr(info.layer, "implicit", False)
         name = Text(info.name)
         if implicit:
             name.append(" (implicit)", style="dim")
-        row = [name, info.type, format_shape(info.output_shape), format_count(info.params)]
+        shape, params = format_shape(info.output_shape), format_count(info.params)
         if explain:
-            field = format_shape(info.receptive_field) if info.receptive_field else ""
-            row += [field, Text("\n".join(info.explain))]
-        table.add_row(*row, style="dim" if implicit else None)
+            lines = [info.type, *info.explain]
+            if info.receptive_field:
+                lines.append(f"receptive field {format_shape(info.receptive_field)}")
+            row = [name, shape, params, Text("\n".join(lines))]
+        else:
+            row = [name, info.type, shape, params]
+        table.add_row(*row, style="dim" if implicit else None, end_section=explain)
     console.print(table)
 
     totals = Table.grid(padding=(0, 2))
