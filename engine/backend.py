@@ -38,6 +38,7 @@ LAYER_CLASSES: dict[type, str] = {
     S.Dropout: "dropout:Dropout",
     S.BatchNorm: "batchnorm:BatchNorm",
     S.ActivationLayer: "activations:Activation",
+    S.Recurrent: "recurrent:Recurrent",
 }
 
 
@@ -47,13 +48,17 @@ class Backend:
     reference: bool  # True: plain NumPy everywhere
 
     def layer_class(self, statement: S.Layer) -> type[Layer]:
-        if isinstance(statement, S.Recurrent):
-            raise BackendUnavailable(f"{statement.cell} layers are not implemented yet (a later issue)")
+        kind = type(statement).__name__
         try:
             module_name, class_name = LAYER_CLASSES[type(statement)].split(":")
         except KeyError:
-            raise BackendUnavailable(f"no layer implements the statement {type(statement).__name__}") from None
-        module = importlib.import_module(f"engine.layers.{module_name}")
+            raise BackendUnavailable(f"no layer implements the statement {kind}") from None
+        try:
+            module = importlib.import_module(f"engine.layers.{module_name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"engine.layers.{module_name}":
+                raise
+            raise BackendUnavailable(f"{kind} layers are not implemented yet") from None
         return getattr(module, class_name)
 
     def make_layer(self, info: LayerInfo, rng: np.random.Generator) -> Layer:

@@ -5,9 +5,10 @@
     backward:  ∂L/∂a_(k−1) = layer_k.backward(∂L/∂a_k), from the last layer to the first
     update:    every parameter, by the optimizer, in place
 
-An activation written on a statement (``dense 10 softmax``) becomes its own step
-right after that layer, the same `Activation` class as a standalone ``softmax``
-line.  When the last step is softmax and the loss cce (or sigmoid and bce), the
+An activation written on a ``dense`` or ``conv`` statement (``dense 10 softmax``)
+becomes its own step right after that layer, the same `Activation` class as a
+standalone ``softmax`` line.  (``rnn N tanh`` is different: its activation acts
+inside the recurrence, so the recurrent layer applies it itself.)  When the last step is softmax and the loss cce (or sigmoid and bce), the
 loss takes the logits instead and applies the activation itself — the fused,
 numerically stable form of `engine.losses`.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl.spec import ActivationLayer, LayerInfo, Model, OptimizerSpec
+from dsl.spec import ActivationLayer, Conv, Dense, LayerInfo, Model, OptimizerSpec
 
 from . import metrics
 from .backend import get_backend
@@ -62,7 +63,7 @@ class Network:
         self.layers: list[Layer] = []  # the steps, in order, activation steps included
         for info in model.layers:
             self.layers.append(self.backend.make_layer(info, self.rng))
-            if getattr(info.layer, "activation", None) is not None and not isinstance(info.layer, ActivationLayer):
+            if isinstance(info.layer, (Dense, Conv)) and info.layer.activation is not None:
                 self.layers.append(self.backend.make_layer(activation_step(info), self.rng))
 
         last = self.layers[-1] if self.layers else None
