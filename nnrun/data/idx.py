@@ -66,19 +66,19 @@ def read_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}", hint="check that the file exists and is readable") from None
 
 
-def parse_idx(data: bytes, path: Path, expected_magic: int) -> np.ndarray:
+def parse_idx(data: bytes, path: Path, expected_magic: int | None = None) -> np.ndarray:
     """Decode IDX bytes.  The type byte may be any IDX type; the number of
-    dimensions must match ``expected_magic``'s (3 for images, 1 for labels)."""
-    expected = describe_magic(expected_magic)
+    dimensions must match ``expected_magic``'s (3 for images, 1 for labels) when given."""
+    expected = describe_magic(expected_magic) if expected_magic else "0x0000TTDD (TT: the type, DD: the dimensions)"
     if len(data) < 4:
         raise DataError(f"{path}: {len(data)} bytes is too short for an IDX header; expected magic {expected}",
-                        hint=f"delete {path} and fetch it again")
+                        hint=f"if {path.name} was downloaded, it is truncated: delete it and fetch it again")
     magic = int.from_bytes(data[:4], "big")
     type_code, ndim = data[2], data[3]
     if data[:2] != b"\0\0" or type_code not in IDX_TYPES or ndim == 0:
         raise DataError(f"{path}: not an IDX file: its magic number is {magic} = 0x{magic:08x}; expected {expected}",
                         hint=IDX_HINT)
-    if ndim != expected_magic & 0xFF:
+    if expected_magic and ndim != expected_magic & 0xFF:
         raise DataError(f"{path}: wrong magic number {describe_magic(magic)}; expected {expected}",
                         hint="are the images and labels files swapped? " + IDX_HINT)
     header_size = 4 + 4 * ndim
@@ -110,8 +110,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=dtype).tobytes()
 
 
-def read_idx(path: Path, expected_magic: int) -> np.ndarray:
-    """Read one IDX file (plain or ``.gz``)."""
+def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
+    """Read one IDX file (plain or ``.gz``) as it is stored (uint8 stays uint8)."""
+    path = Path(path)
     return parse_idx(read_bytes(path), path, expected_magic)
 
 
