@@ -38,11 +38,32 @@ class SpecError(Exception):
         where = f"{self.pos}: " if self.pos else ""
         lines = [f"{where}error: {self.message}"]
         if self.pos is not None and self.source_line is not None:
-            lines.append("  " + self.source_line)
-            lines.append("  " + " " * (self.pos.column - 1) + "^" + "~" * (self.width - 1))
+            shown, column = _visible(self.source_line, self.pos.column)
+            width = max(1, min(self.width, len(shown) - column + 1))
+            lines.append("  " + shown)
+            lines.append("  " + " " * (column - 1) + "^" + "~" * (width - 1))
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.render()
+
+
+_SHOWN = 100  # characters of a quoted line; longer lines are cut around the fault
+
+
+def _visible(line: str, column: int) -> tuple[str, int]:
+    """The quoted line as one terminal column per character, and the caret's column in it.
+
+    Tabs and control characters become spaces (so the caret stays under the fault);
+    a very long line (a minified or binary file) is cut to a window around the column.
+    """
+    shown = "".join(char if char.isprintable() else " " for char in line)
+    if len(shown) <= _SHOWN:
+        return shown, column
+    start = max(0, min(column - 1 - _SHOWN // 2, len(shown) - _SHOWN))
+    window = shown[start : start + _SHOWN]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + _SHOWN < len(shown) else ""
+    return prefix + window + suffix, column - start + len(prefix)
