@@ -26,7 +26,7 @@ def shape_text(shape: tuple[int, ...]) -> str:
 def where_now(name: str, data_dir: str | None) -> str:
     """Where `load_dataset(name)` would read the set from right now (never downloads)."""
     if NAMED[name].kind == "generated":
-        return "generated from the seed"
+        return "no files needed"
     try:
         directory, _ = locate(name, data_dir)
     except DataError as exc:
@@ -37,15 +37,16 @@ def where_now(name: str, data_dir: str | None) -> str:
 def list_data(args: Namespace, out: Console, err: Console) -> int:
     data_dir = getattr(args, "data_dir", None)
     table = Table(title="data sets")
-    for column in ("name", "kind", "shape", "classes", "train / test", "where"):
-        table.add_column(column, overflow="fold")
+    for column in ("name", "kind", "shape", "classes", "train/test"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("where", overflow="fold")
     for entry in NAMED.values():
         table.add_row(
             entry.name,
             entry.kind,
             shape_text(entry.input_shape),
-            f"{len(entry.class_names)} ({entry.task})",
-            f"{entry.train_size} / {entry.test_size}",
+            str(len(entry.class_names)),
+            f"{entry.train_size}/{entry.test_size}",
             where_now(entry.name, data_dir),
         )
     out.print(table)

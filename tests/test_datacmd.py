@@ -31,17 +31,17 @@ def test_list_shows_every_set_and_where_it_is(places, monkeypatch):
     rows = {line.split("│")[1].strip(): line for line in text(out).splitlines() if line.count("│") > 2}
     assert set(rows) == {"mnist", "fashion-mnist", "xor", "xo", "circles", "spiral"}
     assert str(places["arg"] / "mnist") in rows["mnist"] and "28×28×1" in rows["mnist"]
-    assert "60000 / 10000" in rows["mnist"] and "10 (classification)" in rows["mnist"]
+    assert "60000/10000" in rows["mnist"] and "│ 10 " in rows["mnist"]
     assert "not found — nnrun data fetch fashion-mnist" in rows["fashion-mnist"]
-    assert "generated" in rows["xo"] and "16×16×1" in rows["xo"] and "2 (binary)" in rows["xo"]
-    assert "3 (classification)" in rows["spiral"]
+    assert "generated" in rows["xo"] and "16×16×1" in rows["xo"] and "│ 2 " in rows["xo"]
+    assert "│ 3 " in rows["spiral"] and "900/300" in rows["spiral"]
     assert text(err) == ""
 
 
 def test_list_at_the_default_width(places):
     out, err = consoles()
     assert list_data(Namespace(data_dir=None), out, err) == 0
-    assert "not found — nnrun data fetch mnist" in text(out) and "4000 / 1000" in text(out)
+    assert "not found — nnrun data fetch mnist" in text(out) and "4000/1000" in text(out)
 
 
 def test_fetch_downloads_with_progress_and_verifies(mirror, tmp_path):
