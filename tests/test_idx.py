@@ -115,6 +115,12 @@ def test_file_shorter_than_its_header_says(tmp_path):
     assert_data_error(excinfo, "train-images-idx3-ubyte", "shorter than its header says", "240 bytes", "233")
 
 
+def test_a_header_promising_more_than_fits_in_64_bits():
+    data = bytes.fromhex("00000803" "ffffffff" "ffffffff" "ffffffff") + b"\0" * 8
+    with pytest.raises(DataError, match="shorter than its header says"):
+        parse_idx(data, "huge", IMAGES_MAGIC)
+
+
 def test_file_ending_inside_its_header(tmp_path):
     path = tmp_path / "x"
     path.write_bytes(bytes.fromhex("00000803 0000000a 0000"))

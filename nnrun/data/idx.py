@@ -14,6 +14,7 @@ labels out of range — is a `DataError` naming the file.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def parse_idx(data: bytes, path: Path, expected_magic: int | None = None) -> np.
                         hint=f"the file is truncated; delete {path} and fetch it again")
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_TYPES[type_code][1]
-    promised = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    promised = math.prod(dims) * dtype.itemsize  # exact: a damaged header may promise more than 2⁶³ bytes
     found = len(data) - header_size
     if found != promised:
         shape = "×".join(map(str, dims))
