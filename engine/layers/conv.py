@@ -1,0 +1,285 @@
+"""Convolution, 1-D, 2-D and 3-D: ``conv F K [stride S] [pad valid|same|P]``.
+
+The course's formula, for one filter on a one-channel image,
+
+    S(i, j) = Σm Σn I(i + m, j + n) · K(m, n)
+
+becomes, with a stride S, padding P (zeros before the first row/column), C input
+channels and F filters, for every output position o and filter f:
+
+    y[b, o, f] = bias[f] + Σm Σc x[b, o·S − P + m, c] · kernel[m, c, f]
+
+where m runs over the kernel's cells (m_d, m_h, m_w).  That is the loop of
+`conv_forward`.  Its backward pass follows from the chain rule on the same sum —
+each product x·kernel sends ∂L/∂y back to both of its factors:
+
+    ∂L/∂x[b, o·S − P + m, c]  += Σf ∂L/∂y[b, o, f] · kernel[m, c, f]      (`conv_backward_input`)
+    ∂L/∂kernel[m, c, f]       += Σb Σo x[b, o·S − P + m, c] · ∂L/∂y[b, o, f]   (`conv_backward_params`)
+    ∂L/∂bias[f]               =  Σb Σo ∂L/∂y[b, o, f]
+
+All ranks use the same kernels: a sequence ``(B, T, F)`` is the volume
+``(B, 1, 1, T, F)``, an image ``(B, H, W, C)`` the volume ``(B, 1, H, W, C)``
+(see `engine.layers.padding`).  Cells in the padding are zeros, so the loops
+simply skip them instead of building a padded copy.  Kernels are generic over
+the float type: float32 in training, float64 in the gradient checks.
+
+The kernel layout is Keras's: ``(*K, C_in, F)``, e.g. ``(KH, KW, C_in, F)``.
+The statement's activation (``conv 32 3x3 relu``) is not applied here: the
+network appends an activation step after any layer whose statement has one.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from dsl.spec import LayerInfo
+from engine.initializers import glorot_uniform, zeros
+from engine.layers.base import Layer
+from engine.layers.padding import Window, as_volume
+
+# ----------------------------------------------------------------- Numba kernels
+
+
+@njit(parallel=True, cache=True)
+def conv_forward(x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y):
+    """Write ``y (B, OD, OH, OW, F)`` = the convolution of ``x (B, D, H, W, C)`` with
+    ``kernel (KD, KH, KW, C, F)`` plus ``bias (F,)``.  Parallel over the batch:
+    each sample writes only its own rows of ``y``."""
+    batch, depth, height, width, channels = x.shape
+    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
+    _, out_d, out_h, out_w, _ = y.shape
+    for b in prange(batch):
+        for od in range(out_d):
+            d0 = od * stride_d - pad_d  # where the window starts in x; < 0 inside the padding
+            for oh in range(out_h):
+                h0 = oh * stride_h - pad_h
+                for ow in range(out_w):
+                    w0 = ow * stride_w - pad_w
+                    out = y[b, od, oh, ow]  # (F,)
+                    for f in range(filters):
+                        out[f] = bias[f]
+                    # kernel cells m with 0 <= start + m < size; the others fall on padding zeros
+                    for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
+                        for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                            for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                                for c in range(channels):
+                                    pixel = x[b, d0 + m_d, h0 + m_h, w0 + m_w, c]
+                                    for f in range(filters):
+                                        out[f] += pixel * kernel[m_d, m_h, m_w, c, f]
+
+
+@njit(parallel=True, cache=True)
+def conv_backward_input(dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
+    """Write ``dx (B, D, H, W, C)`` = ∂L/∂x from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y.
+    Parallel over the batch: sample b scatters only into ``dx[b]``."""
+    batch, depth, height, width, channels = dx.shape
+    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
+    _, out_d, out_h, out_w, _ = dy.shape
+    for b in prange(batch):
+        dx[b] = 0.0
+        for od in range(out_d):
+            d0 = od * stride_d - pad_d
+            for oh in range(out_h):
+                h0 = oh * stride_h - pad_h
+                for ow in range(out_w):
+                    w0 = ow * stride_w - pad_w
+                    grad_out = dy[b, od, oh, ow]  # (F,)
+                    for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
+                        for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                            for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                                for c in range(channels):
+                                    total = np.float32(0.0)  # becomes float64 when the arrays are
+                                    for f in range(filters):
+                                        total += grad_out[f] * kernel[m_d, m_h, m_w, c, f]
+                                    dx[b, d0 + m_d, h0 + m_h, w0 + m_w, c] += total
+
+
+@njit(parallel=True, cache=True)
+def conv_backward_params(x, dy, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, n_parts, dkernel, dbias):
+    """Write ``dkernel (KD, KH, KW, C, F)`` and ``dbias (F,)`` from ``x`` and ``dy``.
+
+    Every sample adds to every weight's gradient, so a parallel loop over the
+    batch would race.  Instead the batch is dealt into ``n_parts`` parts (sample
+    b goes to part b mod n_parts), each part sums into its own partial gradient,
+    and the partials are added at the end in a fixed order — the result depends
+    on ``n_parts`` only through rounding, and not on the thread count at all.
+    """
+    batch, depth, height, width, channels = x.shape
+    kernel_d, kernel_h, kernel_w, _, filters = dkernel.shape
+    _, out_d, out_h, out_w, _ = dy.shape
+    partial_kernel = np.zeros((n_parts, kernel_d, kernel_h, kernel_w, channels, filters), dtype=dkernel.dtype)
+    partial_bias = np.zeros((n_parts, filters), dtype=dbias.dtype)
+    for part in prange(n_parts):
+        part_kernel = partial_kernel[part]
+        part_bias = partial_bias[part]
+        for b in range(part, batch, n_parts):
+            for od in range(out_d):
+                d0 = od * stride_d - pad_d
+                for oh in range(out_h):
+                    h0 = oh * stride_h - pad_h
+                    for ow in range(out_w):
+                        w0 = ow * stride_w - pad_w
+                        grad_out = dy[b, od, oh, ow]  # (F,)
+                        for f in range(filters):
+                            part_bias[f] += grad_out[f]
+                        for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
+                            for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                                for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                                    for c in range(channels):
+                                        pixel = x[b, d0 + m_d, h0 + m_h, w0 + m_w, c]
+                                        for f in range(filters):
+                                            part_kernel[m_d, m_h, m_w, c, f] += pixel * grad_out[f]
+    dkernel[...] = partial_kernel[0]
+    dbias[...] = partial_bias[0]
+    for part in range(1, n_parts):
+        dkernel += partial_kernel[part]
+        dbias += partial_bias[part]
+
+
+# ------------------------------------------------- plain-NumPy reference (test oracle)
+
+
+def _padded(x, pad_before, pad_after):
+    """x (B, D, H, W, C) with zeros added around the three spatial axes."""
+    return np.pad(x, [(0, 0), *zip(pad_before, pad_after), (0, 0)])
+
+
+def conv_forward_reference(x, kernel, bias, stride, pad_before, pad_after):
+    """The convolution, one output position at a time, on an explicitly padded input.
+
+    x (B, D, H, W, C), kernel (KD, KH, KW, C, F), bias (F,); stride and pads are 3-tuples.
+    """
+    xp = _padded(x, pad_before, pad_after)
+    kernel_size = kernel.shape[:3]
+    out = [(xp.shape[1 + a] - kernel_size[a]) // stride[a] + 1 for a in range(3)]
+    y = np.empty((x.shape[0], *out, kernel.shape[4]), dtype=np.result_type(x, kernel))
+    for o in np.ndindex(*out):
+        start = [o[a] * stride[a] for a in range(3)]
+        window = xp[:, start[0] : start[0] + kernel_size[0], start[1] : start[1] + kernel_size[1],
+                    start[2] : start[2] + kernel_size[2], :]  # (B, KD, KH, KW, C)
+        y[:, o[0], o[1], o[2], :] = np.einsum("bdhwc,dhwcf->bf", window, kernel) + bias
+    return y
+
+
+def conv_backward_reference(x, kernel, dy, stride, pad_before, pad_after):
+    """``(dx, dkernel, dbias)``: each window's products send dy back to the window and the kernel."""
+    xp = _padded(x, pad_before, pad_after)
+    dxp = np.zeros_like(xp, dtype=np.result_type(x, dy))
+    dkernel = np.zeros(kernel.shape, dtype=np.result_type(x, dy))
+    kernel_size = kernel.shape[:3]
+    for o in np.ndindex(*dy.shape[1:4]):
+        s = [o[a] * stride[a] for a in range(3)]
+        region = (slice(None), slice(s[0], s[0] + kernel_size[0]), slice(s[1], s[1] + kernel_size[1]),
+                  slice(s[2], s[2] + kernel_size[2]), slice(None))
+        grad_out = dy[:, o[0], o[1], o[2], :]  # (B, F)
+        dxp[region] += np.einsum("bf,dhwcf->bdhwc", grad_out, kernel)
+        dkernel += np.einsum("bdhwc,bf->dhwcf", xp[region], grad_out)
+    size = x.shape[1:4]
+    dx = dxp[:, pad_before[0] : pad_before[0] + size[0], pad_before[1] : pad_before[1] + size[1],
+             pad_before[2] : pad_before[2] + size[2], :]
+    return dx, dkernel, dy.sum(axis=(0, 1, 2, 3))
+
+
+# ------------------------------------------------------------------------- layer
+
+
+class Conv(Layer):
+    """A convolution layer of any spatial rank (1, 2 or 3), Keras layout and initialisation.
+
+    ``params``: ``kernel (*K, C_in, F)`` (Glorot uniform, fan_in = K_volume·C_in,
+    fan_out = K_volume·F) and ``bias (F,)`` (zeros).  Regularization options of
+    the statement: ``l1 λ1``/``l2 λ2`` add λ1·Σ|W| + λ2·ΣW² over the kernel (not
+    the bias) to the loss; ``dropconnect P`` multiplies the kernel, at train time
+    only, by a fresh Bernoulli mask per batch scaled by 1/(1−P).
+    """
+
+    #: The statement's activation is *not* applied by this layer; the network adds it.
+    applies_activation = False
+
+    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False) -> None:
+        super().__init__(info, rng)
+        self.reference = reference  # True: the plain-NumPy functions instead of the Numba kernels
+        statement = info.layer
+        *sizes, channels = info.input_shape
+        self.window = Window(sizes, statement.kernel, statement.stride, statement.padding)
+        self.filters = statement.filters
+        self.regularization = statement.regularization
+        expected = (*self.window.output, self.filters)
+        if tuple(info.output_shape) != expected:
+            raise ValueError(f"{info.name}: computed output shape {expected}, the model says {info.output_shape}")
+
+        self.params = {
+            "kernel": glorot_uniform(rng, (*self.window.kernel, channels, self.filters)),
+            "bias": zeros((self.filters,)),
+        }
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        self._x = None  # the input of the last forward, as a volume (B, D, H, W, C)
+        self._kernel = None  # the kernel it used, as (KD, KH, KW, C, F), DropConnect mask applied
+        self._mask_scale = None  # DropConnect: mask / (1 − P) of the last training forward
+
+    def _volume_kernel(self, kernel: np.ndarray) -> np.ndarray:
+        return kernel.reshape((*self.window.kernel_3d, *kernel.shape[-2:]))
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        kernel = self.params["kernel"]
+        self._mask_scale = None
+        rate = self.regularization.dropconnect
+        if training and rate > 0.0:
+            keep = self.rng.random(kernel.shape) >= rate
+            self._mask_scale = keep.astype(kernel.dtype) / kernel.dtype.type(1.0 - rate)
+            kernel = kernel * self._mask_scale
+
+        x5 = as_volume(np.ascontiguousarray(x))
+        self._x = x5
+        self._kernel = np.ascontiguousarray(self._volume_kernel(kernel))
+        w = self.window
+        bias = self.params["bias"].astype(x5.dtype, copy=False)
+        if self.reference:
+            y = conv_forward_reference(x5, self._kernel, bias, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
+        else:
+            y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=x5.dtype)
+            conv_forward(x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, y)
+        return y.reshape((x.shape[0], *self.info.output_shape))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        w = self.window
+        x5 = self._x
+        dy5 = np.ascontiguousarray(dy).reshape((dy.shape[0], *w.output_3d, self.filters))
+
+        if self.reference:
+            dx, dkernel, dbias = conv_backward_reference(x5, self._kernel, dy5, w.stride_3d, w.pad_before_3d,
+                                                         w.pad_after_3d)
+        else:
+            dx = np.empty_like(x5, dtype=dy5.dtype)
+            conv_backward_input(dy5, self._kernel.astype(dy5.dtype, copy=False), *w.stride_3d, *w.pad_before_3d, dx)
+            dkernel = np.empty(self._kernel.shape, dtype=dy5.dtype)
+            dbias = np.empty(self.filters, dtype=dy5.dtype)
+            n_parts = max(1, min(x5.shape[0], numba.get_num_threads()))
+            conv_backward_params(x5, dy5, *w.stride_3d, *w.pad_before_3d, n_parts, dkernel, dbias)
+
+        kernel = self.params["kernel"]
+        dkernel = dkernel.reshape(kernel.shape)
+        if self._mask_scale is not None:  # y used kernel·mask/(1−P): the chain rule multiplies by the same
+            dkernel *= self._mask_scale
+        dkernel += self._penalty_gradient(kernel)
+        self.grads["kernel"] = dkernel.astype(kernel.dtype, copy=False)
+        self.grads["bias"] = dbias.astype(self.params["bias"].dtype, copy=False)
+        return dx.reshape((dx.shape[0], *self.info.input_shape))
+
+    def penalty(self) -> float:
+        kernel = self.params["kernel"]
+        l1, l2 = self.regularization.l1, self.regularization.l2
+        total = 0.0
+        if l1:
+            total += l1 * float(np.abs(kernel).sum(dtype=np.float64))
+        if l2:
+            total += l2 * float(np.square(kernel).sum(dtype=np.float64))
+        return total
+
+    def _penalty_gradient(self, kernel: np.ndarray) -> np.ndarray | float:
+        """∂/∂W of λ1·Σ|W| + λ2·ΣW² = λ1·sign(W) + 2·λ2·W."""
+        l1, l2 = self.regularization.l1, self.regularization.l2
+        if not (l1 or l2):
+            return 0.0
+        return (l1 * np.sign(kernel) + 2.0 * l2 * kernel).astype(kernel.dtype)
