@@ -151,17 +151,11 @@ class _NamesEverywhere:
 @cache
 def _parser() -> Lark:
     """The grammar, built once per process; cached beside it like a .pyc when writable."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    cache_file: str | bool = False
+    cache_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__", "grammar.lark.cache")
     try:
-        cache_dir = os.path.join(here, "__pycache__")
-        os.makedirs(cache_dir, exist_ok=True)
-        if os.access(cache_dir, os.W_OK):
-            cache_file = os.path.join(cache_dir, "grammar.lark.cache")
-        elif os.path.exists(os.path.join(cache_dir, "grammar.lark.cache")):
-            cache_file = os.path.join(cache_dir, "grammar.lark.cache")
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
     except OSError:
-        pass  # read-only install: build the parser each time (about 0.2 s)
+        pass  # a read-only install: Lark fails to read or write the cache, quietly, and builds (0.2 s)
     return Lark.open(
         "grammar.lark",
         rel_to=__file__,
@@ -224,6 +218,10 @@ class _Source:
                 continue
             found.append((match.group(), match.start(), depth))
         return found
+
+    def depth_before(self, offset: int) -> int:
+        """How many blocks are open just before ``offset``."""
+        return sum(1 if brace == "{" else -1 for brace, at, _ in self.braces() if at < offset)
 
     def check_nesting(self) -> None:
         for brace, offset, depth in self.braces():
@@ -738,7 +736,7 @@ def _syntax_error(exc: UnexpectedInput, source: _Source) -> SpecError:
 
     if token is not None and token.type == "BADSHAPE":
         return error(f"incomplete size '{token}'", "sizes are numbers joined by x, e.g. `28x28x1` or `3x3`")
-    if token is not None and token.type == "RBRACE":
+    if token is not None and token.type == "RBRACE" and source.depth_before(token.start_pos) == 0:
         return error("'}' closes no block", "a block starts with `repeat N {`")
     if "RBRACE" in expected and (token is None or token.type == "$END"):
         opened = source.unclosed_brace()
@@ -789,14 +787,23 @@ def _known_mistake(exc: UnexpectedInput) -> tuple[str, str] | None:
         return None
 
     def parse_example(text: str) -> None:
-        try:
-            _parser().parse(text)
-        except UnexpectedInput as example:
-            example.state = example.state.position
-            raise
+        failure = _example_failure(text)
+        if failure is not None:
+            raise failure.with_traceback(None)
 
     exc.state = exc.state.position
     return exc.match_examples(parse_example, _KNOWN_MISTAKES, use_accepts=False)
+
+
+@cache
+def _example_failure(text: str) -> UnexpectedInput | None:
+    """How a known-mistake example fails (parsed once per process)."""
+    try:
+        _parser().parse(text)
+    except UnexpectedInput as failure:
+        failure.state = failure.state.position
+        return failure
+    return None
 
 
 def _bad_character(exc: UnexpectedCharacters, source: _Source) -> SpecError:
