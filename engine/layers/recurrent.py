@@ -98,7 +98,7 @@ def activation_slope(y, activation, alpha):  # act'(a), written with the output 
     return 1.0  # LINEAR
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})  # contract: a·b + c as one fused multiply-add
 def add_matvec(h, weights, out):  # out (M,) += h (K,) · weights (K, M), row by row (contiguous)
     for k in range(h.shape[0]):
         hk = h[k]
