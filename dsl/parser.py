@@ -744,16 +744,16 @@ def _syntax_error(exc: UnexpectedInput, source: _Source) -> SpecError:
             return source.error("this '{' is never closed", *opened, hint="end the repeat block with '}'")
     keywords = [_keyword(name) for name in _terminal_order(expected) if _keyword(name)]
     at_statement_start = "DENSE" in expected
-    if token is not None and token.type == "NAME" and keywords:
-        word = str(token)
+    word = str(token) if token is not None and token.type == "NAME" else None
+    spaced_size = word is not None and re.fullmatch(r"[xX][0-9xX]*", word) is not None  # `28 x 28`, `28X28`
+    size_hint = "write sizes without spaces, with a lower-case x: `28x28x1`"
+    if word is not None and keywords:
         if word in _STATEMENTS and word not in _ACTIVATION_WORDS and expected & set(_END) and not at_statement_start:
             return error(
                 f"'{word}' starts a new statement, but this line already has one",
                 "put each statement on its own line, or separate statements with ';'",
             )
-        hint = did_you_mean(word, keywords)
-        if hint is None and re.fullmatch(r"[xX][0-9xX]*", word):
-            hint = "write sizes without spaces, with a lower-case x: `28x28x1`"
+        hint = did_you_mean(word, keywords) or (size_hint if spaced_size else None)
         noun = _kind_of_word(expected, statement)
         if noun == "option" and word in _all_keywords():
             return error(f"'{word}' does not belong{where}; expected {_describe(expected)}", hint)
@@ -771,8 +771,8 @@ def _syntax_error(exc: UnexpectedInput, source: _Source) -> SpecError:
         }
         message, hint = known
         return error(message.format(**fill), hint.format(**fill))
-    if token is not None and token.type == "NAME" and re.fullmatch(r"[xX][0-9xX]*", str(token)):
-        return error(f"unexpected '{token}'{where}", "write sizes without spaces, with a lower-case x: `28x28x1`")
+    if spaced_size:
+        return error(f"unexpected '{word}'{where}", size_hint)
     return error(f"unexpected {_describe_token(token)}{where}; expected {_describe(expected)}")
 
 
@@ -880,9 +880,8 @@ def _describe(expected: set[str]) -> str:
     items = []
     if set(_ACTIVATIONS) <= expected:
         items.append("an activation")
-    for name in _terminal_order(expected - set(_ACTIVATIONS) if set(_ACTIVATIONS) <= expected else expected):
-        if _keyword(name):
-            items.append(f"'{_keyword(name)}'")
+        expected = expected - set(_ACTIVATIONS)
+    items += [f"'{_keyword(name)}'" for name in _terminal_order(expected) if _keyword(name)]
     if "SHAPE" in expected:
         items.append("a size like 3x3 or 5")
     elif "NUMBER" in expected:
