@@ -102,7 +102,9 @@ def _final_activation(spec: Spec) -> str | None:
 def _input_shape(spec: Spec, given: Shape | None) -> Shape:
     written = tuple(spec.input_shape) if spec.input_shape is not None else None
     given = tuple(given) if given is not None else None
-    first = spec.layers[0].pos if spec.layers else None
+    if not spec.layers:
+        raise _error(spec, spec.input_pos, "the spec has no layers", hint="add one, e.g. `dense 10 softmax`")
+    first = spec.layers[0].pos
     if written is not None and given is not None and written != given:
         raise _error(
             spec,
@@ -119,8 +121,6 @@ def _input_shape(spec: Spec, given: Shape | None) -> Shape:
             "no input shape: add `input 28x28x1` or pass --input",
             hint="the input line gives the shape of one sample: `input 784`, `input 28x28x1`, `input 50x1`",
         )
-    if not spec.layers:
-        raise _error(spec, spec.input_pos, "the spec has no layers", hint="add one, e.g. `dense 10 softmax`")
     if not 1 <= len(shape) <= 4:
         raise _error(
             spec,
