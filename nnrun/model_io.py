@@ -82,10 +82,10 @@ def load_model(path: str | os.PathLike) -> SavedModel:
         f"{path} is not an nnrun model file (expected an .npz written by `nnrun … --save`)",
         "train and save one with: nnrun SPEC --data NAME --save model.npz",
     )
+    if not zipfile.is_zipfile(path):  # an .npz is a zip archive of .npy files
+        raise not_a_model
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise not_a_model
             contents = {key: archive[key] for key in archive.files}
     except ModelFileError:
         raise

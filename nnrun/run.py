@@ -121,7 +121,7 @@ def check_fit(model: Model, data) -> None:
                     f"{shape_text(out)} outputs and {data.name} has {classes} classes",
                     f"end with `dense {classes} softmax` and `loss cce`" if classes > 2 else "end with `dense 1 sigmoid`",
                 )
-        elif out != (classes,):
+        elif out != (classes,) and not (out == (1,) and classes == 2 and model.loss != "cce"):
             raise RunError(
                 f"the last layer gives {shape_text(out)} outputs but {data.name} has {classes} classes",
                 f"end the network with `dense {classes} softmax`",
@@ -235,9 +235,10 @@ def train(args, out: Console, err: Console) -> int:
     check_fit(model, data)
 
     x_train, y_train, x_val, y_val = split_validation(data, settings.validation, settings.seed)
-    y_train = labels_for_loss(y_train, model.loss, data.num_classes)
-    y_val = None if y_val is None else labels_for_loss(y_val, model.loss, data.num_classes)
-    y_test = labels_for_loss(data.y_test, model.loss, data.num_classes)
+    units = model.output_shape[-1]
+    y_train = labels_for_loss(y_train, model.loss, data.num_classes, units=units)
+    y_val = None if y_val is None else labels_for_loss(y_val, model.loss, data.num_classes, units=units)
+    y_test = labels_for_loss(data.y_test, model.loss, data.num_classes, units=units)
 
     device = getattr(args, "device", None) or "cpu"
     network = make_network(model, device, settings.seed, settings.optimizer)
@@ -503,7 +504,7 @@ def evaluate(args, out: Console, err: Console) -> int:
     saved_model, model, network = open_model(args.model, getattr(args, "device", None))
     data = load_dataset(args.data, data_dir=getattr(args, "data_dir", None))
     check_fit(model, data)
-    y_test = labels_for_loss(data.y_test, model.loss, data.num_classes)
+    y_test = labels_for_loss(data.y_test, model.loss, data.num_classes, units=model.output_shape[-1])
     out.print(f"{args.model}: {data.name} test split")
     evaluate_and_show(network, data, data.x_test, y_test, out)
     return 0

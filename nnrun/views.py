@@ -73,6 +73,7 @@ class TrainingView:
             finally:
                 # Leave only the table on screen.
                 live.update(self.table, refresh=True)
+        self.console.print()
 
     def start_epoch(self, label: str, batches: int) -> None:
         if self.task is not None:
@@ -102,7 +103,7 @@ class TrainingView:
 
 def render_confusion(console: Console, matrix: np.ndarray, class_names: list[str]) -> None:
     """Rows are the true classes, columns the predicted ones; the diagonal is what was right."""
-    table = Table(title="confusion matrix (rows: true class, columns: predicted)", show_lines=False)
+    table = Table(title="confusion matrix", caption="rows: true class · columns: predicted class")
     table.add_column("true \\ pred", style="bold")
     short = [name if len(name) <= 6 else name[:5] + "…" for name in class_names]
     for name in short:
