@@ -81,6 +81,14 @@ def test_activation_on_a_statement_is_its_own_step():
     np.testing.assert_allclose(net.predict(x).sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_a_recurrent_layer_applies_its_own_activation():
+    recurrent = pytest.importorskip("engine.layers.recurrent")
+    net = network("input 5x3; rnn 4 relu; dense 2 softmax", seed=0)
+    assert [type(layer) for layer in net.layers] == [recurrent.Recurrent, Dense, Activation]
+    x, y = batch(shape=(5, 3), classes=2, size=4)
+    assert np.isfinite(net.train_step(x, y)[0])
+
+
 def test_loss_after_a_non_softmax_layer_is_not_fused():
     net = network("input 4; dense 3 relu; loss cce", seed=0)
     assert net.loss.fused is None and net.body == net.layers
