@@ -13,14 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from dsl.shapes import format_shape as shape_text
 from nnrun.data import NAMED, DataError
 from nnrun.data.fetch import verify
 from nnrun.data.idx import find_idx_files
 from nnrun.data.lookup import canonical_name, find, locate, unknown_name
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
 
 
 def where_now(name: str, data_dir: str | None) -> str:

@@ -21,8 +21,12 @@ from rich.console import Console
 import dsl
 from dsl.spec import Model, OptimizerSpec, Spec
 
+from dsl.shapes import format_shape as shape_text
+
+from .cli import input_shape as parse_input_shape, load_spec
+from .console import fatal
 from .model_io import ModelFileError, SavedModel, atomic_write, load_model, save_model
-from .views import TrainingView, confusion_matrix, render_confusion, render_header, shape_text
+from .views import TrainingView, confusion_matrix, render_confusion, render_header
 
 INTERRUPTED = 130
 
@@ -37,16 +41,6 @@ class RunError(Exception):
         self.status = status
 
 
-def report_error(err: Console, error: Exception, status: int) -> int:
-    if isinstance(error, dsl.SpecError):
-        err.print(error.render(), markup=False, highlight=False)
-    else:
-        err.print(f"error: {error.message}", markup=False, highlight=False)
-        if getattr(error, "hint", None):
-            err.print(f"hint: {error.hint}", markup=False, highlight=False)
-    return status
-
-
 def guarded(command):
     """Turn the expected failures of a command into a message and an exit status."""
 
@@ -55,12 +49,10 @@ def guarded(command):
 
         try:
             return command(args, out, err)
-        except dsl.SpecError as error:
-            return report_error(err, error, 2)
         except (DataError, ModelFileError) as error:
-            return report_error(err, error, 2)
+            return fatal(err, error.message, hint=error.hint)
         except RunError as error:
-            return report_error(err, error, error.status)
+            return fatal(err, error.message, hint=error.hint, status=error.status)
 
     run.__name__ = command.__name__
     run.__doc__ = command.__doc__
@@ -68,13 +60,6 @@ def guarded(command):
 
 
 # ------------------------------------------------------------------ shared steps
-
-
-def read_spec(text_or_path: str) -> Spec:
-    """A spec file, or an inline spec string when no such file exists."""
-    if os.path.exists(text_or_path) or text_or_path.endswith(".net"):
-        return dsl.parse_file(text_or_path)
-    return dsl.parse(text_or_path, "<inline>")
 
 
 def make_network(model: Model, device: str, seed: int, optimizer: OptimizerSpec | None = None):
@@ -223,12 +208,12 @@ def train(args, out: Console, err: Console) -> int:
     """nnrun SPEC --data NAME: train, then evaluate on the test split."""
     from .datasets import labels_for_loss, load_dataset
 
-    spec = read_spec(args.spec)
+    spec = load_spec(args.spec)
     settings = settings_from(spec, args)
     set_threads(getattr(args, "threads", None))
 
     data = load_dataset(args.data, data_dir=getattr(args, "data_dir", None), seed=settings.seed)
-    input_shape = parse_shape(args.input) if getattr(args, "input", None) else None
+    input_shape = parse_input_shape(getattr(args, "input", None))
     if spec.input_shape is None and input_shape is None:
         input_shape = tuple(data.input_shape)  # the data gives the input shape
     model = dsl.resolve(spec, input_shape)
@@ -328,16 +313,6 @@ def train(args, out: Console, err: Console) -> int:
         save_model(save_path, saved(spec, network, {**meta, "epochs_done": len(history), "history": history, "test": test}))
         out.print(f"saved the model to {save_path}")
     return 0
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(part) for part in text.lower().replace("×", "x").split("x"))
-    except ValueError:
-        raise RunError(f"--input {text!r} is not a shape", "write it like 28x28x1") from None
-    if not shape or min(shape) < 1:
-        raise RunError(f"--input {text!r} is not a shape", "write it like 28x28x1")
-    return shape
 
 
 def saved(spec: Spec, network, meta: dict, with_optimizer: bool = False) -> SavedModel:

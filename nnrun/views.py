@@ -11,10 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 
-def shape_text(shape) -> str:
-    return "×".join(str(size) for size in shape)
-
-
 def render_header(console: Console, rows: list[tuple[str, str]]) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
