@@ -37,9 +37,12 @@ The norms ‖∂L/∂h_t‖ (mean over the batch) of the last training batch are
 
 Speed: the products that involve x (x·U for every step at once, and the weight
 gradients summed over all steps) are single large matrix products for NumPy's
-BLAS; only the step-to-step recurrence is a Numba kernel, parallel over the
-batch (each sample's recurrence is independent, so the writes are disjoint).
-No ``np.dot`` inside ``@njit`` (it would use SciPy's second BLAS, see PERF.md).
+BLAS; only the step-to-step recurrence is a Numba kernel, one sample after the
+other.  The kernels are serial on purpose: BLAS owns the threads, and a ``prange``
+pool alternating with BLAS's pool made a training step 1.5–2× slower on the
+2-core machine (PERF.md, "thread pools fight").  Each sample's recurrence is
+independent, so ``prange`` over the batch would be a correct change to measure
+again.  No ``np.dot`` inside ``@njit`` (it would use SciPy's second BLAS).
 
 Initialisation (Keras): kernel Glorot-uniform, recurrent_kernel orthogonal,
 bias zeros, except the LSTM forget-gate bias, 1 (``unit_forget_bias``).
@@ -49,7 +52,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from dsl.spec import LayerInfo
 
@@ -109,10 +112,10 @@ def add_matvec(h, weights, out):  # out (M,) += h (K,) · weights (K, M), row by
 # --- simple RNN
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def rnn_forward(xu, recurrent_kernel, activation, alpha, hs):
     # xu (B, T, N) = x·U + b; recurrent_kernel W (N, N); hs (B, T+1, N) out, hs[:, 0] = h_0 = 0
-    for b in prange(xu.shape[0]):
+    for b in range(xu.shape[0]):
         hs[b, 0, :] = 0.0
         for t in range(xu.shape[1]):
             a = hs[b, t + 1]  # (N,) the pre-activation, then h_t in place
@@ -122,11 +125,11 @@ def rnn_forward(xu, recurrent_kernel, activation, alpha, hs):
                 a[j] = activate(a[j], activation, alpha)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def rnn_backward(hs, recurrent_kernel_t, dh_out, activation, alpha, da, dh_norms):
     # hs (B, T+1, N); recurrent_kernel_t Wᵀ (N, N); dh_out (B, T, N) ∂L/∂h_t from the output
     # da (B, T, N) out: ∂L/∂(pre-activation); dh_norms (B, T) out: ‖∂L/∂h_t‖
-    for b in prange(hs.shape[0]):
+    for b in range(hs.shape[0]):
         dh_next = np.zeros_like(hs[b, 0])  # ∂L/∂h_t arriving from step t+1
         for t in range(dh_out.shape[1] - 1, -1, -1):
             norm2 = 0.0
@@ -142,12 +145,12 @@ def rnn_backward(hs, recurrent_kernel_t, dh_out, activation, alpha, da, dh_norms
 # --- LSTM
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def lstm_forward(xu, recurrent_kernel, activation, alpha, hs, cs, gates, cell_out):
     # xu (B, T, 4N) = x·U + b; recurrent_kernel (N, 4N); hs, cs (B, T+1, N) out (states, [:, 0] = 0)
     # gates (B, T, 4N) out: i, f, g, o after their activations; cell_out (B, T, N) out: tanh(c_t)
     units = hs.shape[2]
-    for b in prange(xu.shape[0]):
+    for b in range(xu.shape[0]):
         hs[b, 0, :] = 0.0
         cs[b, 0, :] = 0.0
         for t in range(xu.shape[1]):
@@ -167,11 +170,11 @@ def lstm_forward(xu, recurrent_kernel, activation, alpha, hs, cs, gates, cell_ou
                 hs[b, t + 1, j] = o * tanh_c
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def lstm_backward(cs, gates, cell_out, recurrent_kernel_t, dh_out, activation, alpha, da, dh_norms):
     # recurrent_kernel_t Wᵀ (4N, N); dh_out (B, T, N); da (B, T, 4N) out; dh_norms (B, T) out
     units = cs.shape[2]
-    for b in prange(cs.shape[0]):
+    for b in range(cs.shape[0]):
         dh_next = np.zeros_like(cs[b, 0])  # ∂L/∂h_t from step t+1
         dc_next = np.zeros_like(cs[b, 0])  # ∂L/∂c_t from step t+1
         for t in range(dh_out.shape[1] - 1, -1, -1):
@@ -196,12 +199,12 @@ def lstm_backward(cs, gates, cell_out, recurrent_kernel_t, dh_out, activation, a
 # --- GRU (reset_after=True)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gru_forward(xu, recurrent_kernel, recurrent_bias, activation, alpha, hs, gates, hidden_h):
     # xu (B, T, 3N) = x·U + b_x; recurrent_kernel (N, 3N); recurrent_bias b_h (3N,)
     # hs (B, T+1, N) out; gates (B, T, 3N) out: z, r, ĥ; hidden_h (B, T, N) out: h_h = (h_{t−1}·W + b_h)_h
     units = hs.shape[2]
-    for b in prange(xu.shape[0]):
+    for b in range(xu.shape[0]):
         hs[b, 0, :] = 0.0
         rec = np.empty_like(recurrent_bias)  # (3N,) h_{t−1}·W + b_h
         for t in range(xu.shape[1]):
@@ -216,12 +219,12 @@ def gru_forward(xu, recurrent_kernel, recurrent_bias, activation, alpha, hs, gat
                 hs[b, t + 1, j] = z * hs[b, t, j] + (1.0 - z) * candidate
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gru_backward(hs, gates, hidden_h, recurrent_kernel_t, dh_out, activation, alpha, dax, dah, dh_norms):
     # recurrent_kernel_t Wᵀ (3N, N); dh_out (B, T, N)
     # dax (B, T, 3N) out: ∂L/∂[x_z x_r x_h]; dah (B, T, 3N) out: ∂L/∂[h_z h_r h_h]; dh_norms (B, T) out
     units = hs.shape[2]
-    for b in prange(hs.shape[0]):
+    for b in range(hs.shape[0]):
         dh_next = np.zeros_like(hs[b, 0])
         for t in range(dh_out.shape[1] - 1, -1, -1):
             norm2 = 0.0
