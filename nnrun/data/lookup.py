@@ -159,7 +159,9 @@ def load_dataset(
     progress: Progress | None = None,
 ) -> Dataset:
     """Load a named set (``mnist``, ``fashion-mnist``, ``xor``, ``xo``, ``circles``,
-    ``spiral``) or a path (a directory of IDX files, or an ``.npz``).
+    ``spiral``), a sequence set (``sine``, ``adding``, ``words``, ``text:PATH``, a
+    folder of class sub-folders of ``.txt`` files) or a path (a directory of IDX
+    files, or an ``.npz``).
 
     Names win over paths: to load a directory called ``mnist``, write ``./mnist``.
     Every failure is a `DataError`.
@@ -167,6 +169,11 @@ def load_dataset(
     name = canonical_name(name_or_path)
     if name in GENERATORS:
         return GENERATORS[name](seed)
+    from nnrun.sequences import load_sequence_dataset  # sine, adding, words, text:PATH, class folders
+
+    sequences = load_sequence_dataset(name_or_path, seed=seed)
+    if sequences is not None:
+        return sequences
     try:
         if name is not None:
             entry = NAMED[name]
@@ -197,7 +204,11 @@ def load_path(path: Path) -> Dataset:
 
 
 def unknown_name(text: str) -> DataError:
-    close = difflib.get_close_matches(text.lower(), list(NAMED) + list(ALIASES), n=1)
+    close = difflib.get_close_matches(text.lower(), list(NAMED) + list(ALIASES) + list(SEQUENCE_SETS), n=1)
     hint = f"did you mean '{ALIASES.get(close[0], close[0])}'? " if close else ""
     return DataError(f"unknown data set '{text}'",
-                     hint=hint + "named sets: " + ", ".join(NAMED) + "; or give a path to a directory or .npz")
+                     hint=hint + "named sets: " + ", ".join([*NAMED, *SEQUENCE_SETS])
+                     + "; or give a path to a directory or .npz")
+
+
+SEQUENCE_SETS = ("sine", "adding", "words", "text:PATH")
