@@ -44,6 +44,7 @@ def check_layer_grads(
     eps: float = 1e-6,
     seed: int = 0,
     training: bool = True,
+    threads: int | None = 1,
 ) -> dict[str, float]:
     """Compare ``layer.backward`` with central differences; raise AssertionError on a mismatch.
 
@@ -54,7 +55,22 @@ def check_layer_grads(
     draws the same mask each time and is checked as the fixed function it is for
     one batch.  Returns the largest absolute difference per checked array
     (``"x"`` and each param name), for a test that wants to report them.
+
+    ``threads``: Numba threads during the check (None: leave the setting alone).
+    The check calls the layer thousands of times on tiny arrays; on a busy
+    machine each parallel launch can wait milliseconds for a core, so one
+    thread is the default.
     """
+    if threads is not None:
+        import numba
+
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return check_layer_grads(layer, x, rtol, atol, eps=eps, seed=seed, training=training, threads=None)
+        finally:
+            numba.set_num_threads(before)
+
     x = np.array(x, dtype=np.float64)  # a copy: numeric_grad perturbs it in place
     for name in layer.params:
         layer.params[name] = np.array(layer.params[name], dtype=np.float64)

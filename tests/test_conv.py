@@ -14,8 +14,7 @@ from dsl.spec import Regularization, Spec
 from engine.gradcheck import check_layer_grads
 from engine.layers.conv import (
     Conv,
-    conv_backward_input,
-    conv_backward_params,
+    conv_backward,
     conv_backward_reference,
     conv_forward,
     conv_forward_reference,
@@ -48,17 +47,6 @@ IDS = [f"{len(c[0]) - 1}d-k{'x'.join(map(str, c[2]))}-s{'x'.join(map(str, c[3]))
 def case(request):
     input_shape, filters, kernel, stride, padding, expected = request.param
     return conv_info(input_shape, filters, kernel, stride, padding), expected
-
-
-@pytest.fixture
-def one_thread():
-    """Gradient checks call the kernels thousands of times on tiny arrays; on a shared
-    2-core machine each parallel launch can wait milliseconds for a busy core.  The
-    result does not depend on the thread count (see the last test), so check with one."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
 
 
 def random_input(info, batch=2, dtype=np.float32, seed=1):
@@ -98,7 +86,7 @@ def test_kernels_equal_the_reference_in_float32(case):
 
 
 @pytest.mark.parametrize("reference", [False, True], ids=["numba", "reference"])
-def test_gradients_by_central_differences(case, reference, one_thread):
+def test_gradients_by_central_differences(case, reference):
     info, _ = case
     layer = Conv(info, np.random.default_rng(0), reference=reference)
     layer.params["bias"][:] = 0.1  # non-zero, so the bias is in play
@@ -146,7 +134,7 @@ def test_a_model_whose_shape_disagrees_is_refused():
 # ------------------------------------------------------------------ regularization
 
 
-def test_l1_l2_penalty_value_and_gradient(one_thread):
+def test_l1_l2_penalty_value_and_gradient():
     info = conv_info((5, 4, 2), 2, (2,), regularization=Regularization(l1=0.01, l2=0.02))
     layer = Conv(info, np.random.default_rng(0))
     kernel = layer.params["kernel"].astype(np.float64)
@@ -166,7 +154,7 @@ def test_l1_l2_penalty_value_and_gradient(one_thread):
     np.testing.assert_array_equal(layer.grads["bias"], plain.grads["bias"])
 
 
-def test_dropconnect_gradient_with_a_fixed_mask(one_thread):
+def test_dropconnect_gradient_with_a_fixed_mask():
     info = conv_info((6, 5, 2), 3, (3,), padding="same", regularization=Regularization(dropconnect=0.4))
     layer = Conv(info, np.random.default_rng(0))
     # check_layer_grads re-seeds layer.rng before every forward: one mask, a fixed function
@@ -223,8 +211,7 @@ def test_kernels_equal_the_reference_on_random_shapes(problem, seed):
 
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dkernel, dbias = np.empty_like(x), np.empty_like(weights), np.empty_like(bias)
-    conv_backward_input(dy, weights, *w.stride_3d, *w.pad_before_3d, dx)
-    conv_backward_params(x, dy, *w.stride_3d, *w.pad_before_3d, min(batch, 2), dkernel, dbias)
+    conv_backward(x, dy, weights, *w.stride_3d, *w.pad_before_3d, min(batch, 2), dx, dkernel, dbias)
     dx_ref, dkernel_ref, dbias_ref = conv_backward_reference(x, weights, dy, w.stride_3d, w.pad_before_3d,
                                                              w.pad_after_3d)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-5)

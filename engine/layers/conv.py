@@ -40,101 +40,128 @@ from engine.layers.padding import Window, as_volume
 
 # ----------------------------------------------------------------- Numba kernels
 
+# Let LLVM reorder the sums (Σf, Σc …) into vector lanes and fuse multiply-adds;
+# no flag that assumes the absence of NaN or infinity, so a diverging run still shows NaN.
+FASTMATH = {"reassoc", "contract"}
+#
+# Each pass is written for one sample (a serial loop a student can follow), and a
+# small wrapper runs it over the batch with `prange`.  Keeping the parallel
+# wrappers tiny also keeps compilation short: Numba's parallel compiler is slow
+# on big loop nests.
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def conv_forward_sample(x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y):
+    """One sample: write ``y (OD, OH, OW, F)`` = ``x (D, H, W, C)`` convolved with
+    ``kernel (KD, KH, KW, C, F)``, plus ``bias (F,)``."""
+    depth, height, width, channels = x.shape
+    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
+    out_d, out_h, out_w, _ = y.shape
+    for od in range(out_d):
+        d0 = od * stride_d - pad_d  # where the window starts in x; < 0 inside the padding
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                out = y[od, oh, ow]  # (F,)
+                for f in range(filters):
+                    out[f] = bias[f]
+                # kernel cells m with 0 <= start + m < size; the others fall on padding zeros
+                for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
+                    for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                        for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                            for c in range(channels):
+                                pixel = x[d0 + m_d, h0 + m_h, w0 + m_w, c]
+                                for f in range(filters):
+                                    out[f] += pixel * kernel[m_d, m_h, m_w, c, f]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def conv_backward_input_sample(dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
+    """One sample: write ``dx (D, H, W, C)`` = ∂L/∂x from ``dy (OD, OH, OW, F)`` = ∂L/∂y."""
+    depth, height, width, channels = dx.shape
+    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
+    out_d, out_h, out_w, _ = dy.shape
+    dx[...] = 0.0
+    for od in range(out_d):
+        d0 = od * stride_d - pad_d
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                grad_out = dy[od, oh, ow]  # (F,)
+                for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
+                    for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                        for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                            for c in range(channels):
+                                total = np.float32(0.0)  # becomes float64 when the arrays are
+                                for f in range(filters):
+                                    total += grad_out[f] * kernel[m_d, m_h, m_w, c, f]
+                                dx[d0 + m_d, h0 + m_h, w0 + m_w, c] += total
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def conv_backward_params_sample(x, dy, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dkernel, dbias):
+    """One sample: *add* its ∂L/∂kernel to ``dkernel (KD, KH, KW, C, F)`` and its ∂L/∂bias to ``dbias (F,)``."""
+    depth, height, width, channels = x.shape
+    kernel_d, kernel_h, kernel_w, _, filters = dkernel.shape
+    out_d, out_h, out_w, _ = dy.shape
+    for od in range(out_d):
+        d0 = od * stride_d - pad_d
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                grad_out = dy[od, oh, ow]  # (F,)
+                for f in range(filters):
+                    dbias[f] += grad_out[f]
+                for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
+                    for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                        for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                            for c in range(channels):
+                                pixel = x[d0 + m_d, h0 + m_h, w0 + m_w, c]
+                                for f in range(filters):
+                                    dkernel[m_d, m_h, m_w, c, f] += pixel * grad_out[f]
+
 
 @njit(parallel=True, cache=True)
 def conv_forward(x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y):
-    """Write ``y (B, OD, OH, OW, F)`` = the convolution of ``x (B, D, H, W, C)`` with
-    ``kernel (KD, KH, KW, C, F)`` plus ``bias (F,)``.  Parallel over the batch:
-    each sample writes only its own rows of ``y``."""
-    batch, depth, height, width, channels = x.shape
-    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
-    _, out_d, out_h, out_w, _ = y.shape
-    for b in prange(batch):
-        for od in range(out_d):
-            d0 = od * stride_d - pad_d  # where the window starts in x; < 0 inside the padding
-            for oh in range(out_h):
-                h0 = oh * stride_h - pad_h
-                for ow in range(out_w):
-                    w0 = ow * stride_w - pad_w
-                    out = y[b, od, oh, ow]  # (F,)
-                    for f in range(filters):
-                        out[f] = bias[f]
-                    # kernel cells m with 0 <= start + m < size; the others fall on padding zeros
-                    for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
-                        for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
-                            for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
-                                for c in range(channels):
-                                    pixel = x[b, d0 + m_d, h0 + m_h, w0 + m_w, c]
-                                    for f in range(filters):
-                                        out[f] += pixel * kernel[m_d, m_h, m_w, c, f]
+    """Write ``y (B, OD, OH, OW, F)`` for ``x (B, D, H, W, C)``; samples in parallel (each writes its own ``y[b]``)."""
+    for b in prange(x.shape[0]):
+        conv_forward_sample(x[b], kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y[b])
 
 
 @njit(parallel=True, cache=True)
-def conv_backward_input(dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
-    """Write ``dx (B, D, H, W, C)`` = ∂L/∂x from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y.
-    Parallel over the batch: sample b scatters only into ``dx[b]``."""
-    batch, depth, height, width, channels = dx.shape
-    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
-    _, out_d, out_h, out_w, _ = dy.shape
-    for b in prange(batch):
-        dx[b] = 0.0
-        for od in range(out_d):
-            d0 = od * stride_d - pad_d
-            for oh in range(out_h):
-                h0 = oh * stride_h - pad_h
-                for ow in range(out_w):
-                    w0 = ow * stride_w - pad_w
-                    grad_out = dy[b, od, oh, ow]  # (F,)
-                    for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
-                        for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
-                            for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
-                                for c in range(channels):
-                                    total = np.float32(0.0)  # becomes float64 when the arrays are
-                                    for f in range(filters):
-                                        total += grad_out[f] * kernel[m_d, m_h, m_w, c, f]
-                                    dx[b, d0 + m_d, h0 + m_h, w0 + m_w, c] += total
+def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, n_parts, dx, dkernel, dbias):
+    """Write ``dx (B, D, H, W, C)``, ``dkernel (KD, KH, KW, C, F)`` and ``dbias (F,)`` from ``dy (B, OD, OH, OW, F)``.
 
-
-@njit(parallel=True, cache=True)
-def conv_backward_params(x, dy, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, n_parts, dkernel, dbias):
-    """Write ``dkernel (KD, KH, KW, C, F)`` and ``dbias (F,)`` from ``x`` and ``dy``.
-
-    Every sample adds to every weight's gradient, so a parallel loop over the
-    batch would race.  Instead the batch is dealt into ``n_parts`` parts (sample
-    b goes to part b mod n_parts), each part sums into its own partial gradient,
-    and the partials are added at the end in a fixed order — the result depends
-    on ``n_parts`` only through rounding, and not on the thread count at all.
+    ∂L/∂x is per sample, but every sample adds to every weight's gradient, so a
+    parallel loop over the batch would race on ``dkernel``.  Instead the batch is
+    dealt into ``n_parts`` parts (sample b goes to part b mod n_parts), each part
+    sums into its own partial gradient, and the partials are added at the end in
+    a fixed order: the result depends on ``n_parts`` only through rounding, and
+    not on the thread count at all.
     """
-    batch, depth, height, width, channels = x.shape
-    kernel_d, kernel_h, kernel_w, _, filters = dkernel.shape
-    _, out_d, out_h, out_w, _ = dy.shape
-    partial_kernel = np.zeros((n_parts, kernel_d, kernel_h, kernel_w, channels, filters), dtype=dkernel.dtype)
-    partial_bias = np.zeros((n_parts, filters), dtype=dbias.dtype)
+    batch = x.shape[0]
+    partial_kernel = np.zeros((n_parts,) + dkernel.shape, dtype=dkernel.dtype)
+    partial_bias = np.zeros((n_parts,) + dbias.shape, dtype=dbias.dtype)
     for part in prange(n_parts):
-        part_kernel = partial_kernel[part]
-        part_bias = partial_bias[part]
         for b in range(part, batch, n_parts):
-            for od in range(out_d):
-                d0 = od * stride_d - pad_d
-                for oh in range(out_h):
-                    h0 = oh * stride_h - pad_h
-                    for ow in range(out_w):
-                        w0 = ow * stride_w - pad_w
-                        grad_out = dy[b, od, oh, ow]  # (F,)
-                        for f in range(filters):
-                            part_bias[f] += grad_out[f]
-                        for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
-                            for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
-                                for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
-                                    for c in range(channels):
-                                        pixel = x[b, d0 + m_d, h0 + m_h, w0 + m_w, c]
-                                        for f in range(filters):
-                                            part_kernel[m_d, m_h, m_w, c, f] += pixel * grad_out[f]
-    dkernel[...] = partial_kernel[0]
-    dbias[...] = partial_bias[0]
-    for part in range(1, n_parts):
-        dkernel += partial_kernel[part]
-        dbias += partial_bias[part]
+            conv_backward_input_sample(dy[b], kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
+            conv_backward_params_sample(x[b], dy[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                                        partial_kernel[part], partial_bias[part])
+    sum_kernel = dkernel.reshape(-1)  # views: the sums below write into dkernel and dbias
+    parts_kernel = partial_kernel.reshape((n_parts, -1))
+    for i in range(sum_kernel.size):
+        total = parts_kernel[0, i]
+        for part in range(1, n_parts):
+            total += parts_kernel[part, i]
+        sum_kernel[i] = total
+    for f in range(dbias.size):
+        total = partial_bias[0, f]
+        for part in range(1, n_parts):
+            total += partial_bias[part, f]
+        dbias[f] = total
 
 
 # ------------------------------------------------- plain-NumPy reference (test oracle)
@@ -252,11 +279,11 @@ class Conv(Layer):
                                                          w.pad_after_3d)
         else:
             dx = np.empty_like(x5, dtype=dy5.dtype)
-            conv_backward_input(dy5, self._kernel.astype(dy5.dtype, copy=False), *w.stride_3d, *w.pad_before_3d, dx)
             dkernel = np.empty(self._kernel.shape, dtype=dy5.dtype)
             dbias = np.empty(self.filters, dtype=dy5.dtype)
             n_parts = max(1, min(x5.shape[0], numba.get_num_threads()))
-            conv_backward_params(x5, dy5, *w.stride_3d, *w.pad_before_3d, n_parts, dkernel, dbias)
+            conv_backward(x5, dy5, self._kernel.astype(dy5.dtype, copy=False), *w.stride_3d, *w.pad_before_3d,
+                          n_parts, dx, dkernel, dbias)
 
         kernel = self.params["kernel"]
         dkernel = dkernel.reshape(kernel.shape)
