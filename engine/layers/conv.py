@@ -143,19 +143,25 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
     not on the thread count at all.
     """
     batch = x.shape[0]
-    partial_kernel = np.zeros((n_parts,) + dkernel.shape, dtype=dkernel.dtype)
-    partial_bias = np.zeros((n_parts,) + dbias.shape, dtype=dbias.dtype)
+    # one flat partial gradient per part (explicit loops, not np.zeros: in a parallel
+    # function every array expression becomes a parallel loop of its own to compile)
+    partial_kernel = np.empty((n_parts, dkernel.size), dtype=dkernel.dtype)
+    partial_bias = np.empty((n_parts, dbias.size), dtype=dbias.dtype)
     for part in prange(n_parts):
+        for i in range(dkernel.size):
+            partial_kernel[part, i] = 0.0
+        for f in range(dbias.size):
+            partial_bias[part, f] = 0.0
+        part_kernel = partial_kernel[part].reshape(dkernel.shape)  # a view, (KD, KH, KW, C, F)
         for b in range(part, batch, n_parts):
             conv_backward_input_sample(dy[b], kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
             conv_backward_params_sample(x[b], dy[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                                        partial_kernel[part], partial_bias[part])
-    sum_kernel = dkernel.reshape(-1)  # views: the sums below write into dkernel and dbias
-    parts_kernel = partial_kernel.reshape((n_parts, -1))
+                                        part_kernel, partial_bias[part])
+    sum_kernel = dkernel.reshape(-1)  # a view: writing it writes dkernel
     for i in range(sum_kernel.size):
-        total = parts_kernel[0, i]
+        total = partial_kernel[0, i]
         for part in range(1, n_parts):
-            total += parts_kernel[part, i]
+            total += partial_kernel[part, i]
         sum_kernel[i] = total
     for f in range(dbias.size):
         total = partial_bias[0, f]

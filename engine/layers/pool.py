@@ -1,0 +1,268 @@
+"""Pooling, 1-D, 2-D and 3-D: ``pool max|avg K [stride S] [pad …]`` and ``pool max|avg global``.
+
+Each channel separately, over the window of kernel cells at output position o
+(stride S, padding P before the first cell; default stride = kernel):
+
+    max:  y[b, o, c] = max  over m of x[b, o·S − P + m, c]
+    avg:  y[b, o, c] = mean over m of x[b, o·S − P + m, c]
+
+Padding cells never take part: max ignores them and the average is over the
+window's cells that lie inside the input (Keras's ``same`` average pooling,
+PyTorch's ``count_include_pad=False``).  Global pooling is the window that
+covers the whole input, with output ``(B, C)``.
+
+Backward, from ∂L/∂y:
+
+    max:  the whole of ∂L/∂y[b, o, c] goes to the cell that was the maximum
+          (the first one in scan order when several are equal), nothing to the others;
+    avg:  each of the window's n valid cells receives ∂L/∂y[b, o, c] / n.
+
+As in `engine.layers.conv`, every rank is handled as a volume ``(B, D, H, W, C)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from dsl.spec import LayerInfo
+from engine.layers.base import Layer
+from engine.layers.padding import Window, as_volume
+
+# ----------------------------------------------------------------- Numba kernels
+#
+# As in `engine.layers.conv`: each pass for one sample, then a `prange` wrapper
+# over the batch (samples write disjoint memory).
+
+
+@njit(cache=True)
+def max_pool_forward_sample(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                            y, argmax):
+    """One sample: write ``y (OD, OH, OW, C)``, the window maxima of ``x (D, H, W, C)``, and
+    ``argmax`` (same shape, int64): the cell of each maximum as the flat index
+    (d·H + h)·W + w, for the backward pass."""
+    depth, height, width, channels = x.shape
+    out_d, out_h, out_w, _ = y.shape
+    for od in range(out_d):
+        d0 = od * stride_d - pad_d  # where the window starts in x; < 0 inside the padding
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                out = y[od, oh, ow]  # (C,)
+                best = argmax[od, oh, ow]  # (C,)
+                for c in range(channels):
+                    best[c] = -1
+                # only the window's cells inside x: padding never wins
+                for m_d in range(max(0, -d0), min(kernel_d, depth - d0)):
+                    for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                        for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                            cell = ((d0 + m_d) * height + h0 + m_h) * width + w0 + m_w
+                            for c in range(channels):
+                                value = x[d0 + m_d, h0 + m_h, w0 + m_w, c]
+                                if best[c] < 0 or value > out[c]:  # strict: of equal maxima the first stays
+                                    out[c] = value
+                                    best[c] = cell
+                for c in range(channels):
+                    if best[c] < 0:  # a window wholly in the padding (explicit pad ≥ kernel)
+                        out[c] = 0.0
+
+
+@njit(cache=True)
+def max_pool_backward_sample(dy, argmax, dx):
+    """One sample: write ``dx (D, H, W, C)``; each ∂L/∂y goes to the cell its ``argmax`` names."""
+    depth, height, width, channels = dx.shape
+    out_d, out_h, out_w, _ = dy.shape
+    dx[...] = 0.0
+    for od in range(out_d):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for c in range(channels):
+                    cell = argmax[od, oh, ow, c]
+                    if cell >= 0:
+                        d, rest = divmod(cell, height * width)
+                        h, w = divmod(rest, width)
+                        dx[d, h, w, c] += dy[od, oh, ow, c]
+
+
+@njit(cache=True)
+def avg_pool_forward_sample(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y):
+    """One sample: write ``y (OD, OH, OW, C)``, the mean of each window's cells inside ``x (D, H, W, C)``."""
+    depth, height, width, channels = x.shape
+    out_d, out_h, out_w, _ = y.shape
+    for od in range(out_d):
+        d0 = od * stride_d - pad_d
+        d_lo, d_hi = max(0, -d0), min(kernel_d, depth - d0)
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            h_lo, h_hi = max(0, -h0), min(kernel_h, height - h0)
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
+                count = max(d_hi - d_lo, 0) * max(h_hi - h_lo, 0) * max(w_hi - w_lo, 0)  # cells inside x
+                out = y[od, oh, ow]  # (C,)
+                for c in range(channels):
+                    out[c] = 0.0
+                for m_d in range(d_lo, d_hi):
+                    for m_h in range(h_lo, h_hi):
+                        for m_w in range(w_lo, w_hi):
+                            for c in range(channels):
+                                out[c] += x[d0 + m_d, h0 + m_h, w0 + m_w, c]
+                if count > 0:
+                    for c in range(channels):
+                        out[c] /= count
+
+
+@njit(cache=True)
+def avg_pool_backward_sample(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                             dx):
+    """One sample: write ``dx (D, H, W, C)``; each window's n cells inside x receive ∂L/∂y / n."""
+    depth, height, width, channels = dx.shape
+    out_d, out_h, out_w, _ = dy.shape
+    dx[...] = 0.0
+    for od in range(out_d):
+        d0 = od * stride_d - pad_d
+        d_lo, d_hi = max(0, -d0), min(kernel_d, depth - d0)
+        for oh in range(out_h):
+            h0 = oh * stride_h - pad_h
+            h_lo, h_hi = max(0, -h0), min(kernel_h, height - h0)
+            for ow in range(out_w):
+                w0 = ow * stride_w - pad_w
+                w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
+                count = max(d_hi - d_lo, 0) * max(h_hi - h_lo, 0) * max(w_hi - w_lo, 0)
+                grad_out = dy[od, oh, ow]  # (C,)
+                for m_d in range(d_lo, d_hi):
+                    for m_h in range(h_lo, h_hi):
+                        for m_w in range(w_lo, w_hi):
+                            for c in range(channels):
+                                dx[d0 + m_d, h0 + m_h, w0 + m_w, c] += grad_out[c] / count
+
+
+@njit(parallel=True, cache=True)
+def max_pool_forward(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, argmax):
+    """``x (B, D, H, W, C)`` → ``y``, ``argmax (B, OD, OH, OW, C)``; samples in parallel."""
+    for b in prange(x.shape[0]):
+        max_pool_forward_sample(x[b], kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                                y[b], argmax[b])
+
+
+@njit(parallel=True, cache=True)
+def max_pool_backward(dy, argmax, dx):
+    """``dy``, ``argmax (B, OD, OH, OW, C)`` → ``dx (B, D, H, W, C)``; samples in parallel."""
+    for b in prange(dx.shape[0]):
+        max_pool_backward_sample(dy[b], argmax[b], dx[b])
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_forward(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y):
+    """``x (B, D, H, W, C)`` → ``y (B, OD, OH, OW, C)``; samples in parallel."""
+    for b in prange(x.shape[0]):
+        avg_pool_forward_sample(x[b], kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                                y[b])
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_backward(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
+    """``dy (B, OD, OH, OW, C)`` → ``dx (B, D, H, W, C)``; samples in parallel."""
+    for b in prange(dx.shape[0]):
+        avg_pool_backward_sample(dy[b], kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h,
+                                 pad_w, dx[b])
+
+
+# ------------------------------------------------- plain-NumPy reference (test oracle)
+
+
+def _windows(x, kernel, stride, pad_before, pad_after):
+    """Yield ``(o, region, cells)`` per output position: ``region`` indexes the NaN-padded
+    input, ``cells`` is that window as ``(B, KD·KH·KW, C)`` with NaN in the padding."""
+    xp = np.pad(x.astype(np.float64), [(0, 0), *zip(pad_before, pad_after), (0, 0)], constant_values=np.nan)
+    out = [(xp.shape[1 + a] - kernel[a]) // stride[a] + 1 for a in range(3)]
+    for o in np.ndindex(*out):
+        region = (slice(None), *(slice(o[a] * stride[a], o[a] * stride[a] + kernel[a]) for a in range(3)), slice(None))
+        yield o, region, xp[region].reshape(x.shape[0], -1, x.shape[4])
+
+
+def _output_sizes(x, kernel, stride, pad_before, pad_after):
+    return [(x.shape[1 + a] + pad_before[a] + pad_after[a] - kernel[a]) // stride[a] + 1 for a in range(3)]
+
+
+def pool_forward_reference(x, mode, kernel, stride, pad_before, pad_after):
+    """Max or mean of each window, NaN-padded so that the padding takes no part (x is a volume)."""
+    y = np.empty((x.shape[0], *_output_sizes(x, kernel, stride, pad_before, pad_after), x.shape[4]), dtype=x.dtype)
+    reduce = np.nanmax if mode == "max" else np.nanmean
+    for o, _, cells in _windows(x, kernel, stride, pad_before, pad_after):
+        y[:, o[0], o[1], o[2], :] = reduce(cells, axis=1)
+    return y
+
+
+def pool_backward_reference(x, dy, mode, kernel, stride, pad_before, pad_after):
+    """∂L/∂x: to the first maximum of each window (max) or shared by its valid cells (avg)."""
+    padded_shape = (x.shape[0], *(x.shape[1 + a] + pad_before[a] + pad_after[a] for a in range(3)), x.shape[4])
+    dxp = np.zeros(padded_shape)
+    for o, region, cells in _windows(x, kernel, stride, pad_before, pad_after):
+        grad_out = dy[:, o[0], o[1], o[2], :]  # (B, C)
+        if mode == "max":
+            first = np.nanargmax(cells, axis=1)  # (B, C); nanargmax returns the first of equal maxima
+            share = np.arange(cells.shape[1])[None, :, None] == first[:, None, :]
+        else:
+            valid = ~np.isnan(cells)
+            share = valid / valid.sum(axis=1, keepdims=True)
+        dxp[region] += (share * grad_out[:, None, :]).reshape(dxp[region].shape)
+    size = x.shape[1:4]
+    return dxp[:, pad_before[0] : pad_before[0] + size[0], pad_before[1] : pad_before[1] + size[1],
+               pad_before[2] : pad_before[2] + size[2], :].astype(np.result_type(x, dy))
+
+
+# ------------------------------------------------------------------------- layer
+
+
+class Pool(Layer):
+    """Max or average pooling of any spatial rank, windowed or global; no parameters."""
+
+    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False) -> None:
+        super().__init__(info, rng)
+        self.reference = reference  # True: the plain-NumPy functions instead of the Numba kernels
+        statement = info.layer
+        self.mode = statement.mode
+        if self.mode not in ("max", "avg"):
+            raise ValueError(f"{info.name}: pooling mode {self.mode!r} is neither 'max' nor 'avg'")
+        *sizes, channels = info.input_shape
+        self.is_global = statement.is_global
+        if self.is_global:  # one window over the whole input
+            self.window = Window(sizes, sizes, (1,), "valid")
+            expected = (channels,)
+        else:
+            self.window = Window(sizes, statement.kernel, statement.stride, statement.padding)
+            expected = (*self.window.output, channels)
+        if tuple(info.output_shape) != expected:
+            raise ValueError(f"{info.name}: computed output shape {expected}, the model says {info.output_shape}")
+        self._argmax = None  # max: the winning cell per output, from the last forward
+        self._x = None  # the last input as a volume (the reference backward recomputes from it)
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        w = self.window
+        x5 = as_volume(np.ascontiguousarray(x))
+        self._x = x5
+        if self.reference:
+            y = pool_forward_reference(x5, self.mode, w.kernel_3d, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
+            return y.reshape((x.shape[0], *self.info.output_shape))
+        y = np.empty((x5.shape[0], *w.output_3d, x5.shape[4]), dtype=x5.dtype)
+        if self.mode == "max":
+            self._argmax = np.empty(y.shape, dtype=np.int64)
+            max_pool_forward(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y, self._argmax)
+        else:
+            avg_pool_forward(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y)
+        return y.reshape((x.shape[0], *self.info.output_shape))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        w = self.window
+        x5 = self._x
+        dy5 = np.ascontiguousarray(dy).reshape((dy.shape[0], *w.output_3d, x5.shape[4]))
+        if self.reference:
+            dx = pool_backward_reference(x5, dy5, self.mode, w.kernel_3d, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
+            return dx.reshape((dx.shape[0], *self.info.input_shape))
+        dx = np.empty(x5.shape, dtype=dy5.dtype)
+        if self.mode == "max":
+            max_pool_backward(dy5, self._argmax, dx)
+        else:
+            avg_pool_backward(dy5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
+        return dx.reshape((dx.shape[0], *self.info.input_shape))
