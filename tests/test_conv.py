@@ -131,6 +131,19 @@ def test_a_model_whose_shape_disagrees_is_refused():
         Conv(wrong, np.random.default_rng(0))
 
 
+def test_a_first_layer_can_skip_the_input_gradient():
+    info = conv_info((6, 5, 2), 3, (3,), padding="same")
+    x = random_input(info)
+    dy = np.random.default_rng(3).standard_normal((2, *info.output_shape)).astype(np.float32)
+    full, first = Conv(info, np.random.default_rng(0)), Conv(info, np.random.default_rng(0))
+    first.input_grad = False
+    full.forward(x, True), first.forward(x, True)
+    assert full.backward(dy).shape == x.shape
+    assert first.backward(dy) is None
+    for name in ("kernel", "bias"):
+        np.testing.assert_array_equal(first.grads[name], full.grads[name])
+
+
 # ------------------------------------------------------------------ regularization
 
 
@@ -211,7 +224,7 @@ def test_kernels_equal_the_reference_on_random_shapes(problem, seed):
 
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dkernel, dbias = np.empty_like(x), np.empty_like(weights), np.empty_like(bias)
-    conv_backward(x, dy, weights, *w.stride_3d, *w.pad_before_3d, min(batch, 2), dx, dkernel, dbias)
+    conv_backward(x, dy, weights, *w.stride_3d, *w.pad_before_3d, min(batch, 2), True, dx, dkernel, dbias)
     dx_ref, dkernel_ref, dbias_ref = conv_backward_reference(x, weights, dy, w.stride_3d, w.pad_before_3d,
                                                              w.pad_after_3d)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-5)

@@ -132,8 +132,11 @@ def conv_forward(x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pa
 
 
 @njit(parallel=True, cache=True)
-def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, n_parts, dx, dkernel, dbias):
+def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, n_parts, input_grad, dx, dkernel,
+                  dbias):
     """Write ``dx (B, D, H, W, C)``, ``dkernel (KD, KH, KW, C, F)`` and ``dbias (F,)`` from ``dy (B, OD, OH, OW, F)``.
+
+    ``input_grad=False`` skips ∂L/∂x (``dx`` is left alone): a first layer does not need it.
 
     ∂L/∂x is per sample, but every sample adds to every weight's gradient, so a
     parallel loop over the batch would race on ``dkernel``.  Instead the batch is
@@ -154,7 +157,8 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
             partial_bias[part, f] = 0.0
         part_kernel = partial_kernel[part].reshape(dkernel.shape)  # a view, (KD, KH, KW, C, F)
         for b in range(part, batch, n_parts):
-            conv_backward_input_sample(dy[b], kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
+            if input_grad:
+                conv_backward_input_sample(dy[b], kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
             conv_backward_params_sample(x[b], dy[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                                         part_kernel, partial_bias[part])
     sum_kernel = dkernel.reshape(-1)  # a view: writing it writes dkernel
@@ -229,6 +233,9 @@ class Conv(Layer):
 
     #: The statement's activation is *not* applied by this layer; the network adds it.
     applies_activation = False
+    #: The network may set this to False on a first layer: ∂L/∂x of the data is never
+    #: used, and it is about half the backward work.  `backward` then returns None.
+    input_grad = True
 
     def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False) -> None:
         super().__init__(info, rng)
@@ -275,7 +282,7 @@ class Conv(Layer):
             conv_forward(x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, y)
         return y.reshape((x.shape[0], *self.info.output_shape))
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
         w = self.window
         x5 = self._x
         dy5 = np.ascontiguousarray(dy).reshape((dy.shape[0], *w.output_3d, self.filters))
@@ -284,12 +291,12 @@ class Conv(Layer):
             dx, dkernel, dbias = conv_backward_reference(x5, self._kernel, dy5, w.stride_3d, w.pad_before_3d,
                                                          w.pad_after_3d)
         else:
-            dx = np.empty_like(x5, dtype=dy5.dtype)
+            dx = np.empty_like(x5, dtype=dy5.dtype) if self.input_grad else np.empty((0,) * 5, dtype=dy5.dtype)
             dkernel = np.empty(self._kernel.shape, dtype=dy5.dtype)
             dbias = np.empty(self.filters, dtype=dy5.dtype)
             n_parts = max(1, min(x5.shape[0], numba.get_num_threads()))
             conv_backward(x5, dy5, self._kernel.astype(dy5.dtype, copy=False), *w.stride_3d, *w.pad_before_3d,
-                          n_parts, dx, dkernel, dbias)
+                          n_parts, self.input_grad, dx, dkernel, dbias)
 
         kernel = self.params["kernel"]
         dkernel = dkernel.reshape(kernel.shape)
@@ -298,6 +305,8 @@ class Conv(Layer):
         dkernel += self._penalty_gradient(kernel)
         self.grads["kernel"] = dkernel.astype(kernel.dtype, copy=False)
         self.grads["bias"] = dbias.astype(self.params["bias"].dtype, copy=False)
+        if not self.input_grad:
+            return None
         return dx.reshape((dx.shape[0], *self.info.input_shape))
 
     def penalty(self) -> float:
