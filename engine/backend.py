@@ -4,12 +4,19 @@
   BLAS for the big matrix products.
 * ``"reference"``: the plain-NumPy functions next to each kernel — slow, obviously
   right, the oracle the tests compare the kernels with.
-* ``"cuda"``: a later issue; asking for it raises `BackendUnavailable`.
+* ``"cuda"``: ``numba.cuda`` kernels (`engine.cuda`), every array on the GPU;
+  `BackendUnavailable` with one sentence when there is no usable GPU.
 
 How a backend reaches the kernels: every layer class, the `Loss` and the
 optimizers take a keyword ``reference: bool = False`` and call either the
 kernel or its reference.  A `Backend` maps each statement type of
-`dsl.spec` to its layer class and passes its ``reference`` flag on.
+`dsl.spec` to its layer class (the module of that name in its ``package``)
+and passes its ``reference`` flag on.
+
+Where the arrays live is the backend's business too: the network hands each
+batch to `Backend.to_device` and reads predictions and weights through
+`Backend.to_host` — both the identity on the CPU, copies to and from GPU
+memory on CUDA.
 """
 from __future__ import annotations
 
@@ -44,8 +51,9 @@ LAYER_CLASSES: dict[type, str] = {
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # "cpu" or "reference"
+    name: str  # "cpu", "reference" or "cuda"
     reference: bool  # True: plain NumPy everywhere
+    package: str = "engine.layers"  # where the layer modules are
 
     def layer_class(self, statement: S.Layer) -> type[Layer]:
         kind = type(statement).__name__
@@ -54,9 +62,9 @@ class Backend:
         except KeyError:
             raise BackendUnavailable(f"no layer implements the statement {kind}") from None
         try:
-            module = importlib.import_module(f"engine.layers.{module_name}")
+            module = importlib.import_module(f"{self.package}.{module_name}")
         except ModuleNotFoundError as error:
-            if error.name != f"engine.layers.{module_name}":
+            if error.name != f"{self.package}.{module_name}":
                 raise
             raise BackendUnavailable(f"{kind} layers are not implemented yet") from None
         return getattr(module, class_name)
@@ -74,16 +82,27 @@ class Backend:
 
         return make_optimizer(spec, params, reference=self.reference)
 
+    def to_device(self, x: np.ndarray) -> np.ndarray:
+        """A batch of input, where this backend's layers want it (the CPU: where it already is)."""
+        return x
+
+    def to_host(self, a) -> np.ndarray:
+        """An array of this backend's as a NumPy array (on the CPU: the array itself, no copy)."""
+        return a
+
 
 BACKENDS = {"cpu": Backend("cpu", reference=False), "reference": Backend("reference", reference=True)}
 
 
 def get_backend(name: str = "cpu") -> Backend:
-    """The backend called ``name``: "cpu" (default) or "reference"."""
+    """The backend called ``name``: "cpu" (default), "reference" or "cuda"."""
     if name == "cuda":
-        raise BackendUnavailable(
-            "the cuda backend is not implemented yet (it comes in a later issue); use --device cpu"
-        )
+        from .cuda import require
+
+        require()  # BackendUnavailable when there is no usable GPU
+        from .cuda.backend import CUDA
+
+        return CUDA
     try:
         return BACKENDS[name]
     except KeyError:

@@ -15,6 +15,13 @@ numerically stable form of `engine.losses`.
 Everything random (initialisation, dropout and DropConnect masks) comes from one
 ``np.random.default_rng(seed)``, so a seed makes a run bit-for-bit repeatable.
 Work is done per batch, never per sample, in float32.
+
+The backend decides where the arrays live: each batch goes through
+``backend.to_device`` before the first layer, and what the caller reads back
+(predictions, metrics, weights) through ``backend.to_host`` — the identity on
+the CPU, one copy each way on CUDA; weights, gradients and optimizer state stay
+where the backend put them.  (``load_weights`` assigns with ``array[...] = …``,
+which device arrays also accept.)
 """
 from __future__ import annotations
 
@@ -101,14 +108,14 @@ class Network:
         Returns (mean loss incl. penalties, metric summed over the batch): the
         number of correct samples for classification, Σ per-sample bias for regression.
         """
-        output = self._forward(self.body, self._input(x), training=True)
+        output = self._forward(self.body, self.backend.to_device(self._input(x)), training=True)
         loss, grad, prediction = self.loss(output, y)
         loss += self.penalty()
         for layer in reversed(self.body):
             grad = layer.backward(grad)
         grads = {f"{layer.name}/{k}": g for layer in self.layers for k, g in layer.grads.items()}
         self.optimizer.step(grads)
-        return loss, self.metric_sum(prediction, y)
+        return loss, self.metric_sum(self.backend.to_host(prediction), y)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> dict[str, float]:
         """Mean loss (incl. penalties) and accuracy or MBE over all of ``x``, at inference."""
@@ -120,16 +127,17 @@ class Network:
         loss_sum = metric_sum = 0.0
         for start in range(0, count, batch):
             xb, yb = x[start : start + batch], y[start : start + batch]
-            output = self._forward(self.body, xb, training=False)
+            output = self._forward(self.body, self.backend.to_device(xb), training=False)
             loss, _, prediction = self.loss(output, yb)
             loss_sum += loss * xb.shape[0]
-            metric_sum += self.metric_sum(prediction, yb)
+            metric_sum += self.metric_sum(self.backend.to_host(prediction), yb)
         return {"loss": loss_sum / count + self.penalty(), self.metric_name: metric_sum / count}
 
     def predict(self, x: np.ndarray, batch: int = 1000) -> np.ndarray:
         """Outputs at inference: probabilities after softmax/sigmoid, raw values for regression."""
         x = self._input(x)
-        outputs = [self._forward(self.layers, x[start : start + batch], training=False)
+        outputs = [self.backend.to_host(self._forward(self.layers, self.backend.to_device(x[start : start + batch]),
+                                                      training=False))
                    for start in range(0, x.shape[0], batch)]
         if not outputs:
             return np.zeros((0, *self.model.output_shape), dtype=np.float32)
@@ -140,7 +148,7 @@ class Network:
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and state array, keyed "layer/param"."""
         return {
-            f"{layer.name}/{k}": v.copy()
+            f"{layer.name}/{k}": self.backend.to_host(v).copy()
             for layer in self.layers
             for k, v in {**layer.params, **layer.state}.items()
         }
