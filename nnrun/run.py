@@ -66,7 +66,7 @@ def make_network(model: Model, device: str, seed: int, optimizer: OptimizerSpec 
     from engine.backend import BackendUnavailable
     from engine.network import Network
 
-    backend = "cpu" if device == "auto" else device
+    backend = "cuda" if device == "auto" else device  # auto: the GPU when there is one, else the processor
     try:
         return Network(model, seed=seed, backend=backend, optimizer=optimizer)
     except BackendUnavailable as error:
@@ -262,7 +262,7 @@ def train(args, out: Console, err: Console) -> int:
     report = {
         "spec": spec.source,
         "data": data.name,
-        "device": "cpu" if device == "auto" else device,
+        "device": network.device,
         "epochs": history,
         "test": None,
         "stopped": "completed",
