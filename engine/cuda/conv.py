@@ -125,6 +125,8 @@ class Conv(Regularized, cpu.Conv):
         matmul(self._cols, dy2, self._matrix(self.grads["kernel"]), trans_a=True)
         self.finish_kernel_grad(self.grads["kernel"])
         column_sums(dy2, self.grads["bias"])
+        if not self.input_grad:  # a first layer: ∂L/∂x of the data is never used (see the CPU class)
+            return None
         dcols = matmul(dy2, self._matrix(self._kernel), trans_b=True)  # (B·O, K·C)
         dx = col2im(dcols, self.window, self._x_shape)
         return dx.reshape(dy.shape[0], *self.info.input_shape)
