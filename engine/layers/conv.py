@@ -10,11 +10,11 @@ channels and F filters, for every output position o and filter f:
     y[b, o, f] = bias[f] + Σm Σc x[b, o·S − P + m, c] · kernel[m, c, f]
 
 where m runs over the kernel's cells (m_d, m_h, m_w).  That is the loop of
-`conv_forward`.  Its backward pass follows from the chain rule on the same sum —
+`conv_forward_sample`.  Its backward pass follows from the chain rule on the same sum —
 each product x·kernel sends ∂L/∂y back to both of its factors:
 
-    ∂L/∂x[b, o·S − P + m, c]  += Σf ∂L/∂y[b, o, f] · kernel[m, c, f]      (`conv_backward_input`)
-    ∂L/∂kernel[m, c, f]       += Σb Σo x[b, o·S − P + m, c] · ∂L/∂y[b, o, f]   (`conv_backward_params`)
+    ∂L/∂x[b, o·S − P + m, c]  += Σf ∂L/∂y[b, o, f] · kernel[m, c, f]          (`conv_backward_input_sample`)
+    ∂L/∂kernel[m, c, f]       += Σb Σo x[b, o·S − P + m, c] · ∂L/∂y[b, o, f]   (`conv_backward_params_sample`)
     ∂L/∂bias[f]               =  Σb Σo ∂L/∂y[b, o, f]
 
 All ranks use the same kernels: a sequence ``(B, T, F)`` is the volume
@@ -36,18 +36,18 @@ from numba import njit, prange
 from dsl.spec import LayerInfo
 from engine.initializers import glorot_uniform, zeros
 from engine.layers.base import Layer
-from engine.layers.padding import Window, as_volume
+from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
 
 # ----------------------------------------------------------------- Numba kernels
-
-# Let LLVM reorder the sums (Σf, Σc …) into vector lanes and fuse multiply-adds;
-# no flag that assumes the absence of NaN or infinity, so a diverging run still shows NaN.
-FASTMATH = {"reassoc", "contract"}
 #
 # Each pass is written for one sample (a serial loop a student can follow), and a
 # small wrapper runs it over the batch with `prange`.  Keeping the parallel
 # wrappers tiny also keeps compilation short: Numba's parallel compiler is slow
 # on big loop nests.
+
+# Let LLVM reorder the sums (Σf, Σc …) into vector lanes and fuse multiply-adds;
+# no flag that assumes the absence of NaN or infinity, so a diverging run still shows NaN.
+FASTMATH = {"reassoc", "contract"}
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -177,45 +177,31 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
 # ------------------------------------------------- plain-NumPy reference (test oracle)
 
 
-def _padded(x, pad_before, pad_after):
-    """x (B, D, H, W, C) with zeros added around the three spatial axes."""
-    return np.pad(x, [(0, 0), *zip(pad_before, pad_after), (0, 0)])
-
-
 def conv_forward_reference(x, kernel, bias, stride, pad_before, pad_after):
     """The convolution, one output position at a time, on an explicitly padded input.
 
     x (B, D, H, W, C), kernel (KD, KH, KW, C, F), bias (F,); stride and pads are 3-tuples.
     """
-    xp = _padded(x, pad_before, pad_after)
+    xp = padded(x, pad_before, pad_after)
     kernel_size = kernel.shape[:3]
-    out = [(xp.shape[1 + a] - kernel_size[a]) // stride[a] + 1 for a in range(3)]
+    out = output_sizes(x.shape[1:4], kernel_size, stride, pad_before, pad_after)
     y = np.empty((x.shape[0], *out, kernel.shape[4]), dtype=np.result_type(x, kernel))
     for o in np.ndindex(*out):
-        start = [o[a] * stride[a] for a in range(3)]
-        window = xp[:, start[0] : start[0] + kernel_size[0], start[1] : start[1] + kernel_size[1],
-                    start[2] : start[2] + kernel_size[2], :]  # (B, KD, KH, KW, C)
-        y[:, o[0], o[1], o[2], :] = np.einsum("bdhwc,dhwcf->bf", window, kernel) + bias
+        y[:, o[0], o[1], o[2], :] = np.einsum("bdhwc,dhwcf->bf", xp[window_index(o, stride, kernel_size)], kernel) + bias
     return y
 
 
 def conv_backward_reference(x, kernel, dy, stride, pad_before, pad_after):
     """``(dx, dkernel, dbias)``: each window's products send dy back to the window and the kernel."""
-    xp = _padded(x, pad_before, pad_after)
+    xp = padded(x, pad_before, pad_after)
     dxp = np.zeros_like(xp, dtype=np.result_type(x, dy))
     dkernel = np.zeros(kernel.shape, dtype=np.result_type(x, dy))
-    kernel_size = kernel.shape[:3]
     for o in np.ndindex(*dy.shape[1:4]):
-        s = [o[a] * stride[a] for a in range(3)]
-        region = (slice(None), slice(s[0], s[0] + kernel_size[0]), slice(s[1], s[1] + kernel_size[1]),
-                  slice(s[2], s[2] + kernel_size[2]), slice(None))
+        window = window_index(o, stride, kernel.shape[:3])
         grad_out = dy[:, o[0], o[1], o[2], :]  # (B, F)
-        dxp[region] += np.einsum("bf,dhwcf->bdhwc", grad_out, kernel)
-        dkernel += np.einsum("bdhwc,bf->dhwcf", xp[region], grad_out)
-    size = x.shape[1:4]
-    dx = dxp[:, pad_before[0] : pad_before[0] + size[0], pad_before[1] : pad_before[1] + size[1],
-             pad_before[2] : pad_before[2] + size[2], :]
-    return dx, dkernel, dy.sum(axis=(0, 1, 2, 3))
+        dxp[window] += np.einsum("bf,dhwcf->bdhwc", grad_out, kernel)
+        dkernel += np.einsum("bdhwc,bf->dhwcf", xp[window], grad_out)
+    return unpadded(dxp, pad_before, x.shape[1:4]), dkernel, dy.sum(axis=(0, 1, 2, 3))
 
 
 # ------------------------------------------------------------------------- layer

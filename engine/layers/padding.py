@@ -75,6 +75,24 @@ def as_volume(x: np.ndarray) -> np.ndarray:
     return x.reshape((batch, *to_3d(spatial, 1), channels))
 
 
+# ------------------------------------------- for the plain-NumPy references (test oracles)
+
+
+def padded(x: np.ndarray, pad_before: Sequence[int], pad_after: Sequence[int], value: float = 0.0) -> np.ndarray:
+    """A volume ``(B, D, H, W, C)`` with ``value`` added around its three spatial axes."""
+    return np.pad(x, [(0, 0), *zip(pad_before, pad_after), (0, 0)], constant_values=value)
+
+
+def unpadded(xp: np.ndarray, pad_before: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
+    """The inverse of `padded`: the cells of ``xp`` that lie inside the original input."""
+    return xp[(slice(None), *(slice(p, p + n) for p, n in zip(pad_before, sizes)), slice(None))]
+
+
+def window_index(o: Sequence[int], stride: Sequence[int], kernel: Sequence[int]) -> tuple[slice, ...]:
+    """The index of output position o's window in a padded volume: ``xp[window_index(…)]`` is (B, KD, KH, KW, C)."""
+    return (slice(None), *(slice(i * s, i * s + k) for i, s, k in zip(o, stride, kernel)), slice(None))
+
+
 class Window:
     """Kernel, stride and padding of a conv or pool layer, per axis, for an input of given spatial sizes.
 

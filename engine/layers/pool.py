@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from dsl.spec import LayerInfo
 from engine.layers.base import Layer
-from engine.layers.padding import Window, as_volume
+from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
 
 # ----------------------------------------------------------------- Numba kernels
 #
@@ -172,23 +172,19 @@ def avg_pool_backward(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stri
 
 
 def _windows(x, kernel, stride, pad_before, pad_after):
-    """Yield ``(o, region, cells)`` per output position: ``region`` indexes the NaN-padded
-    input, ``cells`` is that window as ``(B, KD·KH·KW, C)`` with NaN in the padding."""
-    xp = np.pad(x.astype(np.float64), [(0, 0), *zip(pad_before, pad_after), (0, 0)], constant_values=np.nan)
-    out = [(xp.shape[1 + a] - kernel[a]) // stride[a] + 1 for a in range(3)]
-    for o in np.ndindex(*out):
-        region = (slice(None), *(slice(o[a] * stride[a], o[a] * stride[a] + kernel[a]) for a in range(3)), slice(None))
-        yield o, region, xp[region].reshape(x.shape[0], -1, x.shape[4])
-
-
-def _output_sizes(x, kernel, stride, pad_before, pad_after):
-    return [(x.shape[1 + a] + pad_before[a] + pad_after[a] - kernel[a]) // stride[a] + 1 for a in range(3)]
+    """Yield ``(o, window, cells)`` per output position: ``window`` indexes the NaN-padded
+    input, ``cells`` is that window as ``(B, KD·KH·KW, C)`` with NaN on the padding."""
+    xp = padded(x.astype(np.float64), pad_before, pad_after, value=np.nan)
+    for o in np.ndindex(*output_sizes(x.shape[1:4], kernel, stride, pad_before, pad_after)):
+        window = window_index(o, stride, kernel)
+        yield o, window, xp[window].reshape(x.shape[0], -1, x.shape[4])
 
 
 def pool_forward_reference(x, mode, kernel, stride, pad_before, pad_after):
     """Max or mean of each window, NaN-padded so that the padding takes no part (x is a volume)."""
-    y = np.empty((x.shape[0], *_output_sizes(x, kernel, stride, pad_before, pad_after), x.shape[4]), dtype=x.dtype)
     reduce = np.nanmax if mode == "max" else np.nanmean
+    out = output_sizes(x.shape[1:4], kernel, stride, pad_before, pad_after)
+    y = np.empty((x.shape[0], *out, x.shape[4]), dtype=x.dtype)
     for o, _, cells in _windows(x, kernel, stride, pad_before, pad_after):
         y[:, o[0], o[1], o[2], :] = reduce(cells, axis=1)
     return y
@@ -196,9 +192,8 @@ def pool_forward_reference(x, mode, kernel, stride, pad_before, pad_after):
 
 def pool_backward_reference(x, dy, mode, kernel, stride, pad_before, pad_after):
     """∂L/∂x: to the first maximum of each window (max) or shared by its valid cells (avg)."""
-    padded_shape = (x.shape[0], *(x.shape[1 + a] + pad_before[a] + pad_after[a] for a in range(3)), x.shape[4])
-    dxp = np.zeros(padded_shape)
-    for o, region, cells in _windows(x, kernel, stride, pad_before, pad_after):
+    dxp = np.zeros(padded(x, pad_before, pad_after).shape)
+    for o, window, cells in _windows(x, kernel, stride, pad_before, pad_after):
         grad_out = dy[:, o[0], o[1], o[2], :]  # (B, C)
         if mode == "max":
             first = np.nanargmax(cells, axis=1)  # (B, C); nanargmax returns the first of equal maxima
@@ -206,10 +201,8 @@ def pool_backward_reference(x, dy, mode, kernel, stride, pad_before, pad_after):
         else:
             valid = ~np.isnan(cells)
             share = valid / valid.sum(axis=1, keepdims=True)
-        dxp[region] += (share * grad_out[:, None, :]).reshape(dxp[region].shape)
-    size = x.shape[1:4]
-    return dxp[:, pad_before[0] : pad_before[0] + size[0], pad_before[1] : pad_before[1] + size[1],
-               pad_before[2] : pad_before[2] + size[2], :].astype(np.result_type(x, dy))
+        dxp[window] += (share * grad_out[:, None, :]).reshape(dxp[window].shape)
+    return unpadded(dxp, pad_before, x.shape[1:4]).astype(np.result_type(x, dy))
 
 
 # ------------------------------------------------------------------------- layer
