@@ -67,7 +67,9 @@ def parse(text: str, filename: str = "<inline>") -> Spec:
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as exc:
-        raise _syntax_error(exc, source) from None
+        # A look-alike letter inside a word (Cyrillic 'о' in `cоnv`) first shows as an
+        # unknown word; the character itself is the fault to point at.
+        raise _non_ascii_on_line(exc.line, source) or _syntax_error(exc, source) from None
     source.check_nesting()
     try:
         return _ToSpec(source).transform(tree)
@@ -806,6 +808,31 @@ def _example_failure(text: str) -> UnexpectedInput | None:
     return None
 
 
+def _non_ascii_on_line(line: int, source: _Source) -> SpecError | None:
+    """The first non-ASCII character outside a comment on ``line``, as an error."""
+    if not 1 <= line <= len(source.lines):
+        return None
+    code = source.lines[line - 1].split("#", 1)[0]
+    for index, char in enumerate(code):
+        if not char.isascii():
+            return _non_ascii_error(char, line, index + 1, source)
+    return None
+
+
+def _non_ascii_error(char: str, line: int, column: int, source: _Source) -> SpecError:
+    lookalike = ascii_lookalike(char)
+    message = f"non-ASCII character {char_name(char)}"
+    if lookalike == "":
+        hint = "it is invisible: delete it"
+    elif lookalike == " ":
+        hint = "it looks like a space: type a plain space"
+    elif lookalike is not None:
+        hint = f"it looks like '{lookalike}': type the ASCII '{lookalike}' instead"
+    else:
+        hint = "outside comments a spec is plain ASCII"
+    return source.error(message, line, column, 1, hint)
+
+
 def _bad_character(exc: UnexpectedCharacters, source: _Source) -> SpecError:
     char = source.text[exc.pos_in_stream]
     statement = source.statement_word(exc.line, exc.column)
@@ -815,15 +842,7 @@ def _bad_character(exc: UnexpectedCharacters, source: _Source) -> SpecError:
         return source.error(message, exc.line, exc.column, 1, hint)
 
     if not char.isascii():
-        lookalike = ascii_lookalike(char)
-        message = f"non-ASCII character {char_name(char)}"
-        if lookalike == "":
-            return error(message, "it is invisible: delete it")
-        if lookalike == " ":
-            return error(message, "it looks like a space: type a plain space")
-        if lookalike is not None:
-            return error(message, f"it looks like '{lookalike}': type the ASCII '{lookalike}' instead")
-        return error(message, "outside comments a spec is plain ASCII")
+        return _non_ascii_error(char, exc.line, exc.column, source)
     if char in "\"'`":
         return error(f"unexpected quote {char}", "names and numbers are written bare: `optimizer adam lr 0.001`")
     if char in ",*":
