@@ -101,7 +101,7 @@ def test_dense(text):
         "input 7x2; conv 3 3 stride 2 pad same",  # 1-D
         "input 5x5x2; conv 2 3x3 stride 2 pad same l2 0.01",  # 2-D, padding after, penalty
         "input 5x4x1; conv 2 2x3",  # 2-D, valid, non-square
-        "input 3x4x4x1; conv 2 3 pad same",  # 3-D
+        "input 2x3x3x1; conv 2 2 pad same",  # 3-D, padding after
     ],
 )
 def test_conv(text):
@@ -286,3 +286,20 @@ def test_a_model_trained_on_one_device_runs_on_the_other():
         assert other.evaluate(x, y)["loss"] == pytest.approx(trained.evaluate(x, y)["loss"], rel=1e-4)
         # …and training continues from the same optimizer state on both
         assert other.train_step(x, y)[0] == pytest.approx(trained.train_step(x, y)[0], rel=1e-4)
+
+
+def test_cli_trains_on_cuda_saves_and_evaluates_on_either_device(tmp_path):
+    from conftest import run_cli
+
+    model = tmp_path / "xor.npz"
+    spec = "input 2; dense 4 tanh; dense 1 sigmoid; optimizer adam lr 0.1"
+    status, out, err = run_cli(spec, "--data", "xor", "--device", "cuda", "--epochs", "1", "--batch", "256",
+                               "--seed", "3", "--save", model)
+    assert status == 0, err
+    assert "cuda" in out
+    results = {}
+    for device in ("cpu", "cuda"):
+        status, out, err = run_cli("eval", model, "--data", "xor", "--device", device)
+        assert status == 0, err
+        results[device] = [line for line in out.splitlines() if "loss" in line]
+    assert results["cpu"] and results["cpu"] == results["cuda"]
