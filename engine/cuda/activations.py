@@ -18,7 +18,7 @@ from numba import cuda, float32
 from engine.layers import activations as cpu
 from engine.layers.recurrent import ACTIVATION_CODES, LEAKYRELU, RELU, SIGMOID, TANH
 
-from .common import last, empty, flat, grid
+from .common import empty, flat, grid, last
 
 
 @cuda.jit(device=True)

@@ -11,7 +11,7 @@ from numba import cuda, float32, float64
 
 from engine.layers import batchnorm as cpu
 
-from .common import last, THREADS, block_sum, column_sums, empty, grid, to_device
+from .common import THREADS, block_sum, column_sums, empty, grid, last, to_device
 
 
 @cuda.jit

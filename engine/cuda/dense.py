@@ -8,8 +8,8 @@ import numpy as np
 
 from engine.layers import dense as cpu
 
-from .common import (last, ABSOLUTE, SQUARE, Uniform, add_penalty_grad_kernel, column_sums, dropconnect_mask_kernel, empty,
-                     flat, grid, multiply_kernel, to_device, to_host, total)
+from .common import (ABSOLUTE, SQUARE, Uniform, add_penalty_grad_kernel, column_sums, dropconnect_mask_kernel, empty,
+                     flat, grid, last, multiply_kernel, to_device, to_host, total)
 from .matmul import matmul
 
 

@@ -14,7 +14,7 @@ from numba import cuda, float32
 
 from engine import losses as cpu
 
-from .common import last, empty, flat, grid, to_device, to_host, total
+from .common import empty, flat, grid, last, to_device, to_host, total
 
 EPSILON = cpu.EPSILON
 
