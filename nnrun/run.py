@@ -26,7 +26,7 @@ from dsl.shapes import format_shape as shape_text
 from .cli import input_shape as parse_input_shape, load_spec
 from .console import fatal
 from .model_io import ModelFileError, SavedModel, atomic_write, load_model, save_model
-from .views import TrainingView, confusion_matrix, render_confusion, render_header
+from .views import TrainingView, confusion_matrix, render_confusion, render_header, render_state_gradients
 
 INTERRUPTED = 130
 
@@ -91,12 +91,23 @@ def set_threads(threads: int | None) -> None:
 def check_fit(model: Model, data) -> None:
     """The spec's input and output must fit the data set, before any training."""
     if tuple(model.input_shape) != tuple(data.input_shape):
+        hint = f"write `input {'x'.join(map(str, data.input_shape))}` or leave the input line out"
+        kind = data.name.partition(":")[0]
+        if len(model.input_shape) == 2 and kind in ("sine", "adding") and model.input_shape[1:] == tuple(data.input_shape[1:]):
+            hint += f", or make the sequences {model.input_shape[0]} steps long: --data {kind}:{model.input_shape[0]}"
         raise RunError(
             f"the spec's input is {shape_text(model.input_shape)} but {data.name} samples are "
             f"{shape_text(data.input_shape)}",
-            f"write `input {'x'.join(map(str, data.input_shape))}` or leave the input line out",
+            hint,
         )
     out = tuple(model.output_shape)
+    per_step = per_step_layer(model)
+    if per_step is not None and tuple(data.y_train.shape[1:])[:1] != out[:1]:
+        raise RunError(
+            f"the network gives {shape_text(out)} outputs, one per time step, because `{per_step}` returns "
+            f"every step (`sequences`); {data.name} has one target per sequence",
+            f"drop `sequences` from {per_step} so that the next layer reads only its last state h_T",
+        )
     if data.task in ("classification", "binary"):
         classes = data.num_classes
         if model.loss == "bce":
@@ -118,6 +129,28 @@ def check_fit(model: Model, data) -> None:
                 f"the network gives {shape_text(out)} outputs but {data.name}'s targets are {shape_text(target)}",
                 f"end the network with `dense {math.prod(target)}`",
             )
+
+
+def per_step_layer(model: Model) -> str | None:
+    """The name of the recurrent layer whose `sequences` makes the output per time step, if any."""
+    if len(model.output_shape) != 2:
+        return None
+    for info in reversed(model.layers):
+        if getattr(info.layer, "return_sequences", False):
+            return info.name
+        if len(info.output_shape) != 2:
+            return None
+    return None
+
+
+def state_gradient_norms(network) -> dict[str, list[float]]:
+    """``{layer: [‖∂L/∂h_t‖ for t = 1 … T]}`` of each recurrent layer, from its last training batch."""
+    norms = {}
+    for layer in network.layers:
+        values = getattr(layer, "state_gradient_norms", None)
+        if values is not None:
+            norms[layer.name] = [float(v) for v in np.asarray(values)]
+    return norms
 
 
 def metric_name(task: str) -> str:
@@ -306,6 +339,10 @@ def train(args, out: Console, err: Console) -> int:
     if stop.reason == "early_stopping":
         out.print(f"early stopping: the validation loss has not improved for {settings.patience} epochs")
 
+    gradients = state_gradient_norms(network)
+    if gradients:  # a recurrent network: show back-propagation through time, unrolled
+        render_state_gradients(out, gradients)
+        report["state_gradient_norms"] = gradients
     test = evaluate_and_show(network, data, data.x_test, y_test, out)
     report["test"] = test
     write_report(getattr(args, "report", None), report)
@@ -550,4 +587,74 @@ def predict(args, out: Console, err: Console) -> int:
     out.print(table)
     if len(outputs) > 1000:
         out.print(f"(showing 1,000 of {len(outputs):,} samples)")
+    return 0
+
+
+# ------------------------------------------------------------------ generate
+
+
+def text_vocabulary(saved_model: SavedModel, model: Model, path: str) -> list[str]:
+    """The characters of a next-character model (its class names), or a RunError saying why it is not one."""
+    meta = saved_model.meta
+    vocabulary = list(meta.get("class_names") or [])
+    shape, out = tuple(model.input_shape), tuple(model.output_shape)
+    is_text = (
+        meta.get("task") == "classification"
+        and len(shape) == 2
+        and out == (shape[1],) == (len(vocabulary),)
+        and all(isinstance(char, str) and len(char) == 1 for char in vocabulary)
+    )
+    if not is_text:
+        raise RunError(
+            f"{path} is not a text model: it was trained on {meta.get('data') or 'unknown data'} "
+            f"({shape_text(shape)} → {shape_text(out)}), not to predict the next character",
+            "train one on a text file first: nnrun specs/text_lstm.net --data text:FILE --save model.npz",
+        )
+    return vocabulary
+
+
+def sample(probabilities: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """Draw a class from p_i^(1/T) / Σ_j p_j^(1/T): T = 1 is the model's own distribution,
+    T → 0 the most likely class (argmax), T > 1 flatter than the model."""
+    logits = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)) / temperature
+    weights = np.exp(logits - logits.max())
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+@guarded
+def generate(args, out: Console, err: Console) -> int:
+    """nnrun generate MODEL --prompt TEXT --length N: continue a text one sampled character at a time.
+
+    Each step one-hot encodes the last T characters (the model's input length;
+    a shorter text is padded before it), predicts the next character's
+    probabilities, samples one with ``--temperature`` (default 1) and appends it.
+    """
+    from rich.text import Text
+
+    from .sequences import one_hot_text
+
+    if args.length < 1:
+        raise RunError(f"--length must be at least 1, not {args.length}")
+    temperature = 1.0 if args.temperature is None else args.temperature
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise RunError(
+            f"--temperature must be a positive number, not {temperature:g}",
+            "1 samples the model's own probabilities; smaller values (0.5, 0.1) come closer to the most likely character",
+        )
+    saved_model, model, network = open_model(args.model, "cpu")
+    vocabulary = text_vocabulary(saved_model, model, args.model)
+    unknown = sorted(set(args.prompt) - set(vocabulary))
+    if unknown:
+        raise RunError(
+            f"the prompt has {len(unknown)} character{'s' if len(unknown) > 1 else ''} the model never saw: "
+            + ", ".join(repr(char) for char in unknown),
+            f"use only characters of its vocabulary: {''.join(vocabulary)!r}",
+        )
+    steps = model.input_shape[0]
+    rng = np.random.default_rng(args.seed)
+    text = args.prompt
+    for _ in range(args.length):
+        probabilities = network.predict(one_hot_text(text, vocabulary, steps)[None], batch=1)[0]
+        text += vocabulary[sample(probabilities, temperature, rng)]
+    out.print(Text(args.prompt, style="bold") + Text(text[len(args.prompt):]), soft_wrap=True)
     return 0

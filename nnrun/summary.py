@@ -14,6 +14,7 @@ from rich.text import Text
 
 from dsl import Model
 from dsl.shapes import format_count, format_shape
+from dsl.spec import Recurrent
 
 FLOAT32_BYTES = 4
 
@@ -58,6 +59,8 @@ def render_summary(model: Model, console: Console, explain: bool = False) -> Non
         shape, params = format_shape(info.output_shape), format_count(info.params)
         if explain:
             lines = [info.type, *info.explain]
+            if isinstance(info.layer, Recurrent):
+                lines += unrolled(info.layer, info.input_shape)
             if info.receptive_field:
                 lines.append(f"receptive field {format_shape(info.receptive_field)}")
             row = [name, shape, params, Text("\n".join(lines))]
@@ -80,6 +83,53 @@ def render_summary(model: Model, console: Console, explain: bool = False) -> Non
     console.print(totals)
     for warning in model.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
+    if explain and any(isinstance(info.layer, Recurrent) for info in model.layers):
+        console.print(
+            "The calculator does not train, so it cannot measure gradients: `nnrun SPEC --data NAME` "
+            "shows ‖∂L/∂h_t‖ at every step after training (and --report FILE.json keeps them)."
+        )
+
+
+# Per cell: the equations of one step, in the course's notation (U acts on x_t, W on h_{t−1});
+# ACT stands for the statement's activation.
+CELL_STEPS = {
+    "rnn": ("h_t = ACT(U·x_t + W·h_{t−1} + b)",),
+    "lstm": (
+        "i, f, o = σ(U·x_t + W·h_{t−1} + b)",
+        "g = ACT(U·x_t + W·h_{t−1} + b)",
+        "c_t = f⊙c_{t−1} + i⊙g",
+        "h_t = o⊙ACT(c_t)",
+    ),
+    "gru": (
+        "z, r = σ(U·x_t + W·h_{t−1} + b)",
+        "ĥ = ACT(U·x_t + r⊙(W·h_{t−1} + b_h) + b)",
+        "h_t = z⊙h_{t−1} + (1 − z)⊙ĥ",
+    ),
+}
+CELL_BPTT = {
+    "rnn": "each step back multiplies it by ACT′·Wᵀ: over many steps it vanishes (or explodes)",
+    "lstm": "along c_{t−1} → c_t it is only multiplied by f: it can survive many steps",
+    "gru": "along h_{t−1} → h_t it is only multiplied by z: it can survive many steps",
+}
+
+
+def unrolled(layer: Recurrent, input_shape: tuple[int, ...]) -> list[str]:
+    """The recurrent layer written out as one cell applied at every time step."""
+    steps, features = input_shape
+    units, gates = layer.units, {"rnn": 1, "lstm": 4, "gru": 3}[layer.cell]
+    act = layer.activation.name
+    width = f"{gates}·{units}" if gates > 1 else f"{units}"
+    bias = f"2×{width}" if layer.cell == "gru" else width
+    output = f"every h_t: {steps}×{units} (sequences)" if layer.return_sequences else f"the last state h_{steps}: {units}"
+    return [
+        f"unrolled: T = {steps} steps, h_0 = 0, for t = 1 … {steps}:",
+        *(f"  {line.replace('ACT', act)}" for line in CELL_STEPS[layer.cell]),
+        f"x_t {features}, h_t {units}; U {features}×{width}, W {units}×{width}, b {bias}",
+        f"the same U, W, b at all {steps} steps (shared)",
+        f"output: {output}",
+        f"BPTT: ∂L/∂h_t flows back from t = {steps} to 1, the gradients of U, W, b are "
+        f"summed over the steps; {CELL_BPTT[layer.cell].replace('ACT', act)}",
+    ]
 
 
 def human_bytes(size: int) -> str:

@@ -9,6 +9,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 
 def render_header(console: Console, rows: list[tuple[str, str]]) -> None:
@@ -121,3 +122,55 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, classes: int) -> n
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (true.astype(np.int64), predicted.astype(np.int64)), 1)
     return matrix
+
+
+BLOCKS = " ▏▎▍▌▋▊▉█"  # eighths of a character cell, for bars finer than one cell
+
+
+def bar(value: float, largest: float, width: int) -> str:
+    """``value`` as a bar of block characters, ``width`` cells long at ``largest``."""
+    if not largest > 0 or not value > 0:
+        return ""
+    eighths = int(round(8 * width * min(value / largest, 1.0)))
+    full, part = divmod(eighths, 8)
+    return "█" * full + (BLOCKS[part] if part else "")
+
+
+def render_state_gradients(console: Console, norms: dict[str, list[float]], width: int = 40, rows: int = 60) -> None:
+    """The unrolled network of each recurrent layer, one row per time step t, with
+    ‖∂L/∂h_t‖ of the last training batch as a bar scaled to the layer's largest norm.
+
+    When the loss reads only h_T, the gradient enters at the last step and flows
+    back through W at every step: in a simple RNN it shrinks by a factor each step
+    (vanishes); an LSTM's cell state lets it survive.  Longer sequences than ``rows``
+    show every k-th step (the first and the last always).
+    """
+    for layer, values in norms.items():
+        values = [float(v) for v in values]
+        largest = max(values, default=0.0)
+        last = values[-1] if values else 0.0
+        table = Table(
+            title=f"{layer} unrolled: ‖∂L/∂h_t‖ per step, last training batch",
+            title_justify="left",
+            caption="BPTT: the gradient enters where the loss reads h_t and flows back through W to t = 1",
+            caption_justify="left",
+        )
+        table.add_column("t", justify="right")
+        table.add_column("‖∂L/∂h_t‖", justify="right")
+        table.add_column("÷ last", justify="right")
+        table.add_column("", width=width, no_wrap=True)
+        every = max(1, -(-len(values) // rows))  # ⌈T / rows⌉
+        for step, value in enumerate(values, start=1):
+            if (step - 1) % every and step != len(values):
+                continue
+            ratio = f"{value / last:.3g}" if last > 0 else "–"
+            table.add_row(str(step), f"{value:.3g}", ratio, Text(bar(value, largest, width), style="cyan"))
+        console.print(table)
+        first = values[0] if values else 0.0
+        if last > 0 and len(values) > 1:
+            console.print(
+                f"{layer}: from t = {len(values)} back to t = 1 the gradient changes by a factor of "
+                f"{first / last:.3g}" + (" — it vanishes" if first / last < 1e-2 else ""),
+                markup=False,
+            )
+        console.print()
