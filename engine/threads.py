@@ -1,0 +1,84 @@
+"""The engine's thread policy, set in one place: one owner of the processors at a time.
+
+Two kinds of parallel work run in a training step: numba's ``prange`` loops
+(its OpenMP pool) and matrix products (NumPy's OpenBLAS).  Left to themselves
+both keep a pool of threads, and a pool that has just finished *spins* for a
+while, waiting for more work, stealing the processor from whatever runs next;
+OpenBLAS's threads also spin-wait for each other inside a product, which turns
+into a time-slice wait whenever another process holds a core.  Measured on the
+2-core machine (PERF.md, and /tmp scripts for this module, under a load of 5–7):
+
+    products of the MLP step, OpenBLAS on 2 threads      14–23 GFLOP/s
+                              OpenBLAS on 1 thread        42–52 GFLOP/s
+                              rows split over 2 threads,
+                              each a 1-thread product     55–65 GFLOP/s
+    MLP training step, OpenBLAS 2 threads / 1 thread     170 ms / 6 ms
+
+So the policy is:
+
+* BLAS always runs on **one thread** per call: it never spins between calls and
+  never waits on a descheduled sibling.
+* numba's ``prange`` loops get the run's thread count (`numba.set_num_threads`).
+* Big matrix products are parallel all the same: `matmul` splits the output
+  rows into one block per thread and runs the blocks on a small pool of Python
+  threads (NumPy releases the GIL inside a product).  A waiting Python thread
+  sleeps; it does not spin.
+
+`use_threads` sets all of this, once per run (``nnrun … --threads N`` and
+bench/bench.py call it; so does the first `Network`, with every thread numba offers,
+when nobody has).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+#: Products smaller than this many multiply-adds run on the calling thread alone:
+#: handing a block to another thread costs ~20–50 µs.
+SPLIT_MACS = 500_000
+
+_threads = 0  # 0: use_threads has not been called yet
+_pool: ThreadPoolExecutor | None = None  # threads − 1 helpers; the caller computes one block itself
+
+
+def use_threads(threads: int | None = None) -> int:
+    """Run the engine on ``threads`` threads (default: every thread numba offers); return the count."""
+    global _threads, _pool
+    threads = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().select(user_api="blas").limit(limits=1)
+    if threads != _threads:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+        _pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="nnrun-matmul") if threads > 1 else None
+        _threads = threads
+    return threads
+
+
+def threads() -> int:
+    """The engine's thread count (sets the default policy on first use)."""
+    return _threads or use_threads()
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``out = a @ b`` for 2-D ``a (M, K)``, ``b (K, N)`` (views such as ``x.T`` are fine),
+    the rows of ``out`` split into one block per thread when the product is big."""
+    rows = a.shape[0]
+    if out is None:
+        out = np.empty((rows, b.shape[1]), dtype=np.result_type(a, b))
+    parts = min(threads(), rows)
+    if parts == 1 or rows * a.shape[1] * b.shape[1] < SPLIT_MACS:
+        return np.matmul(a, b, out=out)
+    bounds = [rows * part // parts for part in range(parts + 1)]
+    pending = [_pool.submit(np.matmul, a[start:stop], b, out=out[start:stop])
+               for start, stop in zip(bounds[1:-1], bounds[2:])]
+    np.matmul(a[: bounds[1]], b, out=out[: bounds[1]])
+    for block in pending:
+        block.result()
+    return out
