@@ -219,19 +219,24 @@ def torch_predictor(model, x):
 # ------------------------------------------------------------------ the worker (one engine, one process)
 
 NETWORK_FILES = {name: path for name, path, _ in NETWORKS}
-BUILDERS = {"nnrun": (nnrun_trainer, nnrun_predictor), "pytorch": (torch_trainer, torch_predictor)}
+BUILDERS = {"nnrun": (nnrun_trainer, nnrun_predictor), "pytorch": (torch_trainer, torch_predictor), "peak": None}
 
 
 def set_threads(engine: str, threads: int) -> None:
-    """The same number of threads on both sides: numba + BLAS for nnrun, torch's own for PyTorch."""
+    """The same number of threads everywhere: the engine's policy for nnrun (engine.threads),
+    torch's own setting for PyTorch, NumPy's BLAS on that many threads for the peak."""
     if engine == "pytorch":
         import torch
 
         torch.set_num_threads(threads)
-    else:
+    elif engine == "nnrun":
         from engine.threads import use_threads
 
         use_threads(threads)
+    else:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads, user_api="blas")
 
 
 def worker(engine: str, threads: int) -> None:
@@ -324,9 +329,11 @@ def main() -> None:
 
     version = None if args.no_torch else torch_version()
     engines = ["nnrun"] + (["pytorch"] if version else [])
+    peak_worker = Worker("peak", args.threads)
+    peak = max(peak_worker.ask(kind="peak", seconds=1.0)["gflops"] for _ in range(3))
+    peak_worker.close()
     workers = {engine: Worker(engine, args.threads) for engine in engines}
     try:
-        peak = max(workers["nnrun"].ask(kind="peak", seconds=1.0)["gflops"] for _ in range(2))
         only = set(args.only.split(",")) if args.only else None
         plan = [("train", name, batch) for name, _, batch in NETWORKS]
         if not args.no_inference:

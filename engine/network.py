@@ -12,6 +12,12 @@ inside the recurrence, so the recurrent layer applies it itself.)  When the last
 loss takes the logits instead and applies the activation itself — the fused,
 numerically stable form of `engine.losses`.
 
+Two shortcuts, the same arithmetic: on the cpu backend a dense layer runs the
+relu/tanh/sigmoid/linear step after it itself (bias and activation in one pass;
+`Dense.fuse_activation`), and the first layer with parameters skips ∂L/∂x of
+the data (``input_grad = False``: nothing uses it).  ``layers`` still lists
+every step; ``steps`` is what a training or evaluation pass runs.
+
 Everything random (initialisation, dropout and DropConnect masks) comes from one
 ``np.random.default_rng(seed)``, so a seed makes a run bit-for-bit repeatable.
 Work is done per batch, never per sample, in float32.
@@ -33,7 +39,9 @@ from . import metrics
 from .backend import get_backend
 from .layers.base import Layer
 from .losses import Loss
+from .threads import threads
 
+FUSABLE = ("linear", "relu", "tanh", "sigmoid")  # activation steps a dense layer can run itself
 TASKS = {"cce": "classification", "bce": "binary", "mse": "regression", "mae": "regression"}
 
 
@@ -79,10 +87,34 @@ class Network:
         self.loss = self.backend.make_loss(model.loss, fused=fused)
         # with a fused loss, training and evaluation stop before the last step
         self.body = self.layers[:-1] if fused else self.layers
+        self.steps = self._shortcuts(self.body)  # what train_step and evaluate run
+        self.predict_steps = self.steps + self.layers[len(self.body):]  # + the activation the loss fused
+        threads()  # the engine's thread policy, unless the run has set it (engine.threads)
 
         self.metric_name, self.metric_sum = metrics.BY_TASK[self.task]
         self.params = {f"{layer.name}/{k}": p for layer in self.layers for k, p in layer.params.items()}
         self.optimizer = self.backend.make_optimizer(optimizer or model.spec.optimizer, self.params)
+
+    def _shortcuts(self, body: list[Layer]) -> list[Layer]:
+        """``body`` with dense+activation pairs fused (cpu backend) and the first
+        layer with parameters told not to compute ∂L/∂x."""
+        for layer in body:
+            if layer.params:
+                if hasattr(layer, "input_grad"):
+                    layer.input_grad = False
+                break
+        if self.backend.name != "cpu":
+            return list(body)
+        steps: list[Layer] = []
+        for layer in body:
+            previous = steps[-1] if steps else None
+            function = getattr(layer, "function", None)
+            if (hasattr(previous, "fuse_activation") and previous.activation is None
+                    and function in FUSABLE and previous.info.output_shape == layer.info.input_shape):
+                previous.fuse_activation(function)
+            else:
+                steps.append(layer)
+        return steps
 
     # ------------------------------------------------------------------ passes
 
@@ -108,11 +140,13 @@ class Network:
         Returns (mean loss incl. penalties, metric summed over the batch): the
         number of correct samples for classification, Σ per-sample bias for regression.
         """
-        output = self._forward(self.body, self.backend.to_device(self._input(x)), training=True)
+        output = self._forward(self.steps, self.backend.to_device(self._input(x)), training=True)
         loss, grad, prediction = self.loss(output, y)
         loss += self.penalty()
-        for layer in reversed(self.body):
+        for layer in reversed(self.steps):
             grad = layer.backward(grad)
+            if grad is None:  # the first layer with parameters: nothing before it learns
+                break
         grads = {f"{layer.name}/{k}": g for layer in self.layers for k, g in layer.grads.items()}
         self.optimizer.step(grads)
         return loss, self.metric_sum(self.backend.to_host(prediction), y)
@@ -127,7 +161,7 @@ class Network:
         loss_sum = metric_sum = 0.0
         for start in range(0, count, batch):
             xb, yb = x[start : start + batch], y[start : start + batch]
-            output = self._forward(self.body, self.backend.to_device(xb), training=False)
+            output = self._forward(self.steps, self.backend.to_device(xb), training=False)
             loss, _, prediction = self.loss(output, yb)
             loss_sum += loss * xb.shape[0]
             metric_sum += self.metric_sum(self.backend.to_host(prediction), yb)
@@ -136,7 +170,7 @@ class Network:
     def predict(self, x: np.ndarray, batch: int = 1000) -> np.ndarray:
         """Outputs at inference: probabilities after softmax/sigmoid, raw values for regression."""
         x = self._input(x)
-        outputs = [self.backend.to_host(self._forward(self.layers, self.backend.to_device(x[start : start + batch]),
+        outputs = [self.backend.to_host(self._forward(self.predict_steps, self.backend.to_device(x[start : start + batch]),
                                                       training=False))
                    for start in range(0, x.shape[0], batch)]
         if not outputs:

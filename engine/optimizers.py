@@ -109,11 +109,14 @@ class Optimizer:
         self.reference = reference
         self.iterations = 0
         self.slot_arrays = {slot: {key: np.zeros_like(p) for key, p in params.items()} for slot in self.slots}
+        # flat views made once (the arrays are only ever updated in place): per key, (θ, *slots)
+        self.flat = {key: (p.reshape(-1), *(self.slot_arrays[slot][key].reshape(-1) for slot in self.slots))
+                     for key, p in params.items()}
 
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """One update of every parameter from its gradient (same keys as ``params``)."""
         self.iterations += 1
-        for key, param in self.params.items():
+        for key, (param, *slots) in self.flat.items():
             flat_grad = grads[key].reshape(-1)
             if self.spec.clip is None:
                 scale = 1.0
@@ -121,8 +124,7 @@ class Optimizer:
                 scale = clip_scale(float(np.linalg.norm(flat_grad.astype(np.float64))), self.spec.clip)
             else:
                 scale = clip_scale(math.sqrt(sum_squares(flat_grad)), self.spec.clip)
-            slots = [self.slot_arrays[slot][key].reshape(-1) for slot in self.slots]
-            self.update(param.reshape(-1), flat_grad, scale, *slots)
+            self.update(param, flat_grad, scale, *slots)
 
     def update(self, param: np.ndarray, grad: np.ndarray, scale: float, *slots: np.ndarray) -> None:
         raise NotImplementedError

@@ -29,6 +29,7 @@ from .model_io import ModelFileError, SavedModel, atomic_write, load_model, save
 from .views import TrainingView, confusion_matrix, render_confusion, render_header, render_state_gradients
 
 INTERRUPTED = 130
+PROGRESS_SECONDS = 0.1  # the progress bar is updated at most this often during an epoch
 
 
 class RunError(Exception):
@@ -76,16 +77,20 @@ def make_network(model: Model, device: str, seed: int, optimizer: OptimizerSpec 
 
 
 def set_threads(threads: int | None) -> None:
+    """``--threads N``: the engine's thread policy (engine.threads) on N threads; without
+    the flag the network sets it on every thread numba offers."""
     if threads is None:
         return
     import numba
+
+    from engine.threads import use_threads
 
     if threads < 1:
         raise RunError(f"--threads must be at least 1, not {threads}")
     available = numba.config.NUMBA_NUM_THREADS
     if threads > available:
         raise RunError(f"--threads {threads} is more than the {available} this machine offers", f"use --threads {available}")
-    numba.set_num_threads(threads)
+    use_threads(threads)
 
 
 def check_fit(model: Model, data) -> None:
@@ -430,7 +435,7 @@ def train_loop(network, model, settings, x_train, y_train, x_val, y_val, history
             view.start_epoch(f"{epoch}/{settings.epochs}", batches)
             loss_sum = metric_sum = 0.0
             seen = 0
-            started = time.perf_counter()
+            started = shown = time.perf_counter()
             for batch in range(batches):
                 index = order[batch * settings.batch : (batch + 1) * settings.batch]
                 loss, metric_part = network.train_step(x_train[index], y_train[index])
@@ -439,8 +444,10 @@ def train_loop(network, model, settings, x_train, y_train, x_val, y_val, history
                 loss_sum += loss * len(index)
                 metric_sum += metric_part
                 seen += len(index)
-                elapsed = time.perf_counter() - started
-                view.update(batch + 1, loss_sum / seen, metric_sum / seen, seen / elapsed if elapsed > 0 else 0.0)
+                now = time.perf_counter()
+                if now - shown >= PROGRESS_SECONDS or batch + 1 == batches:  # redrawing costs more than a small step
+                    shown = now
+                    view.update(batch + 1, loss_sum / seen, metric_sum / seen, seen / (now - started))
                 if stop_request.requested:
                     return Stop("interrupted", epoch, batch + 1, loss)
             train_seconds = time.perf_counter() - started

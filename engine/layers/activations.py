@@ -18,6 +18,13 @@ inserts it as its own step right after that layer, through the same class.
 Every kernel sees the input as 2-D ``(rows, last)`` (a free reshape of
 ``(B, …, last)``) and has the same signature, ``forward(x, alpha, y)`` and
 ``backward(x, y, dy, alpha, dx)``, so the layer class needs no case analysis.
+
+Fused with the bias of the dense layer before them (the network does this on
+the cpu backend for relu, tanh, sigmoid and linear; see `engine.layers.dense`):
+
+    forward:   y = act(z),  z = x·W + b, written over z in one pass
+    backward:  ∂L/∂z = ∂L/∂y · act'(z)  and  ∂L/∂b = Σ_batch ∂L/∂z, in one pass,
+               act'(z) read off the output y: relu [y > 0], tanh 1 − y², σ y·(1 − y)
 """
 from __future__ import annotations
 
@@ -115,6 +122,43 @@ def softmax_backward(x, y, dy, alpha, dx):
             dot += dy[r, i] * y[r, i]
         for i in range(x.shape[1]):
             dx[r, i] = y[r, i] * (dy[r, i] - dot)
+
+
+# ------------------------------------------------- fused with a dense layer's bias (cpu)
+
+# activation name → the code the fused kernels branch on (LLVM hoists the branch out of the loop)
+FUSED_CODES = {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
+
+
+@njit(cache=True)
+def bias_activation_forward(z, bias, code):  # z (B, N) ← act(z + bias (N,)), in place
+    for r in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            v = z[r, i] + bias[i]
+            if code == 1:
+                v = v if v > 0 else 0.0
+            elif code == 2:
+                v = np.tanh(v)
+            elif code == 3:
+                v = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
+            z[r, i] = v
+
+
+@njit(cache=True)
+def activation_bias_backward(y, dy, code, dz, dbias):  # y, dy, dz (B, N); dbias (N,) = Σ_rows dz
+    for i in range(y.shape[1]):
+        dbias[i] = 0.0
+    for r in range(y.shape[0]):
+        for i in range(y.shape[1]):
+            g = dy[r, i]
+            if code == 1:
+                g = g if y[r, i] > 0 else 0.0
+            elif code == 2:
+                g = g * (1.0 - y[r, i] * y[r, i])
+            elif code == 3:
+                g = g * y[r, i] * (1.0 - y[r, i])
+            dz[r, i] = g
+            dbias[i] += g
 
 
 # ------------------------------------------------------ plain-NumPy reference (oracle)

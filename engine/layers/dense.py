@@ -13,9 +13,19 @@ Regularization (options ``l1 λ``, ``l2 λ``, ``dropconnect P``):
                  (a fresh mask per batch; inverted, so inference uses W unchanged);
                  ∂L/∂W = (xᵀ · ∂L/∂y) ⊙ M
 
-The two matrix products go to NumPy's ``@`` (OpenBLAS, its own threads): a
-product inside ``@njit`` would call SciPy's second BLAS (see PERF.md).  The
-kernels below are the fused element-wise work around them.
+The matrix products go to NumPy's BLAS through `engine.threads.matmul` (rows
+split over the run's threads, see its policy): a product inside ``@njit``
+would call SciPy's second BLAS (see PERF.md).  The kernels below are the fused
+element-wise work around them.
+
+Two shortcuts of the cpu backend, both set by the network:
+
+* ``activation``: the activation step after this layer (relu, tanh, sigmoid,
+  linear) runs inside it — bias and activation in one pass forward, the
+  activation's slope and ∂L/∂b in one pass backward
+  (`engine.layers.activations.bias_activation_forward`).
+* ``input_grad = False`` on the network's first layer: ∂L/∂x of the data is
+  never used, and it is one of the three products; ``backward`` returns None.
 
 Initialisation: W Glorot-uniform, b zeros (Keras's defaults).
 """
@@ -27,6 +37,8 @@ from numba import njit
 from dsl.spec import LayerInfo
 
 from .. import initializers
+from ..threads import matmul
+from .activations import FUNCTIONS, FUSED_CODES, activation_bias_backward, bias_activation_forward
 from .base import Layer
 
 # ------------------------------------------------------------------- kernels (cpu)
@@ -103,8 +115,12 @@ class Dense(Layer):
     """``dense N [act] [l1 λ] [l2 λ] [dropconnect P]``.
 
     The activation written on the statement is not applied here: the network
-    adds it as its own `Activation` step.
+    adds it as its own `Activation` step (and on the cpu backend may hand it
+    back with `fuse_activation`).
     """
+
+    #: False: ``backward`` skips ∂L/∂x and returns None (the network's first layer).
+    input_grad = True
 
     def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False) -> None:
         super().__init__(info, rng)
@@ -121,6 +137,14 @@ class Dense(Layer):
         self.x: np.ndarray | None = None  # (B, in), kept for backward
         self.kernel_used: np.ndarray | None = None  # W, or W ⊙ M under DropConnect
         self.mask: np.ndarray | None = None  # DropConnect mask of the last training batch
+        self.activation: str | None = None  # fused activation step (see fuse_activation)
+        self.y: np.ndarray | None = None  # (B, units), its output, kept for backward
+
+    def fuse_activation(self, name: str) -> None:
+        """Apply the activation ``name`` (a key of `FUSED_CODES`) inside this layer from now on."""
+        if name not in FUSED_CODES:
+            raise ValueError(f"{self.name}: cannot fuse the activation {name!r}")
+        self.activation = name
 
     def new_mask(self) -> np.ndarray:
         """A fresh DropConnect mask ``[u ≥ P] / (1 − P)``, shape of W (tests may replace this)."""
@@ -147,33 +171,49 @@ class Dense(Layer):
         x2 = x.reshape(-1, x.shape[-1])  # (B, in)
         kernel = self.effective_kernel(training)  # (in, units)
         self.x, self.kernel_used = x2, kernel
+        bias = self.params["bias"]
         if self.reference:
-            y = dense_forward_ref(x2, kernel, self.params["bias"])
+            y = dense_forward_ref(x2, kernel, bias)
+            if self.activation not in (None, "linear"):
+                y = FUNCTIONS[self.activation][2](y, 0.0)  # its plain-NumPy forward
         else:
-            y = x2 @ kernel  # (B, units), BLAS
-            add_bias(y, self.params["bias"])
+            y = matmul(x2, kernel)  # (B, units), BLAS
+            if self.activation is None:
+                add_bias(y, bias)
+            else:
+                bias_activation_forward(y, bias, FUSED_CODES[self.activation])
+        self.y = y
         return y.reshape(*x.shape[:-1], y.shape[-1])
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        dy2 = dy.reshape(-1, dy.shape[-1])  # (B, units)
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        dy2 = dy.reshape(-1, dy.shape[-1])  # (B, units), ∂L/∂y
         kernel = self.params["kernel"]
         if self.reference:
+            if self.activation not in (None, "linear"):
+                # ∂L/∂z, plain NumPy; y stands in for z, as relu's [z > 0] = [y > 0]
+                dy2 = FUNCTIONS[self.activation][3](self.y, self.y, dy2, 0.0)
             dx, dkernel, dbias = dense_backward_ref(self.x, self.kernel_used, dy2)
             if self.mask is not None:
                 dkernel = dkernel * self.mask
             if self.l1 or self.l2:
                 dkernel = dkernel + penalty_grad_ref(kernel, self.l1, self.l2)
-            self.grads = {"kernel": dkernel, "bias": dbias}
         else:
-            dx = dy2 @ self.kernel_used.T  # (B, in), BLAS
-            dkernel = self.x.T @ dy2  # (in, units), BLAS
+            dbias = np.empty_like(self.params["bias"])
+            if self.activation is None:
+                bias_grad(dy2, dbias)
+            else:  # ∂L/∂z = ∂L/∂y · act'(z), and ∂L/∂b = Σ ∂L/∂z, in one pass
+                dz = np.empty_like(dy2)
+                activation_bias_backward(self.y, dy2, FUSED_CODES[self.activation], dz, dbias)
+                dy2 = dz
+            dx = matmul(dy2, self.kernel_used.T) if self.input_grad else None  # (B, in), BLAS
+            dkernel = matmul(self.x.T, dy2)  # (in, units), BLAS
             if self.mask is not None:
                 multiply(dkernel, self.mask, dkernel)
             if self.l1 or self.l2:
                 add_penalty_grad(kernel, self.l1, self.l2, dkernel)
-            dbias = np.empty_like(self.params["bias"])
-            bias_grad(dy2, dbias)
-            self.grads = {"kernel": dkernel, "bias": dbias}
+        self.grads = {"kernel": dkernel, "bias": dbias}
+        if not self.input_grad:
+            return None
         return dx.reshape(*dy.shape[:-1], dx.shape[-1])
 
     def penalty(self) -> float:
