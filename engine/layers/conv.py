@@ -23,6 +23,12 @@ All ranks use the same kernels: a sequence ``(B, T, F)`` is the volume
 simply skip them instead of building a padded copy.  Kernels are generic over
 the float type: float32 in training, float64 in the gradient checks.
 
+Two ways to compute it, chosen per layer (``Conv(…, fast=…)``, default `FAST`):
+the loops above (``fast=False``, the readable path), and the same sums as three
+matrix products around an im2col copy (`engine.layers.im2col`, ``fast=True``):
+BLAS runs them many times faster than any loop a student could read.  Both are
+tested against the plain-NumPy reference below.
+
 The kernel layout is Keras's: ``(*K, C_in, F)``, e.g. ``(KH, KW, C_in, F)``.
 The statement's activation (``conv 32 3x3 relu``) is not applied here: the
 network appends an activation step after any layer whose statement has one.
@@ -36,6 +42,7 @@ from numba import njit, prange
 from dsl.spec import LayerInfo
 from engine.initializers import glorot_uniform, zeros
 from engine.layers.base import Layer
+from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
 
 # ----------------------------------------------------------------- Numba kernels
@@ -206,6 +213,9 @@ def conv_backward_reference(x, kernel, dy, stride, pad_before, pad_after):
 
 # ------------------------------------------------------------------------- layer
 
+#: Default for new layers: True, im2col + BLAS products; False, the per-sample loops above.
+FAST = True
+
 
 class Conv(Layer):
     """A convolution layer of any spatial rank (1, 2 or 3), Keras layout and initialisation.
@@ -223,9 +233,11 @@ class Conv(Layer):
     #: used, and it is about half the backward work.  `backward` then returns None.
     input_grad = True
 
-    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False) -> None:
+    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False,
+                 fast: bool | None = None) -> None:
         super().__init__(info, rng)
         self.reference = reference  # True: the plain-NumPy functions instead of the Numba kernels
+        self.fast = FAST if fast is None else fast  # im2col + BLAS instead of the readable loops
         statement = info.layer
         *sizes, channels = info.input_shape
         self.window = Window(sizes, statement.kernel, statement.stride, statement.padding)
@@ -243,6 +255,8 @@ class Conv(Layer):
         self._x = None  # the input of the last forward, as a volume (B, D, H, W, C)
         self._kernel = None  # the kernel it used, as (KD, KH, KW, C, F), DropConnect mask applied
         self._mask_scale = None  # DropConnect: mask / (1 − P) of the last training forward
+        self._cols = None  # fast path: the last forward's im2col rows (B, OD, OH, OW, K·C + 1)
+        self._scratch: dict[str, np.ndarray] = {}  # fast path: work arrays kept from batch to batch
 
     def _volume_kernel(self, kernel: np.ndarray) -> np.ndarray:
         return kernel.reshape((*self.window.kernel_3d, *kernel.shape[-2:]))
@@ -263,6 +277,8 @@ class Conv(Layer):
         bias = self.params["bias"].astype(x5.dtype, copy=False)
         if self.reference:
             y = conv_forward_reference(x5, self._kernel, bias, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
+        elif self.fast:
+            y = self._forward_products(x5, bias)
         else:
             y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=x5.dtype)
             conv_forward(x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, y)
@@ -276,6 +292,8 @@ class Conv(Layer):
         if self.reference:
             dx, dkernel, dbias = conv_backward_reference(x5, self._kernel, dy5, w.stride_3d, w.pad_before_3d,
                                                          w.pad_after_3d)
+        elif self.fast:
+            dx, dkernel, dbias = self._backward_products(dy5)
         else:
             dx = np.empty_like(x5, dtype=dy5.dtype) if self.input_grad else np.empty((0,) * 5, dtype=dy5.dtype)
             dkernel = np.empty(self._kernel.shape, dtype=dy5.dtype)
@@ -294,6 +312,43 @@ class Conv(Layer):
         if not self.input_grad:
             return None
         return dx.reshape((dx.shape[0], *self.info.input_shape))
+
+    # ---------------------------------------------- the fast path: im2col + three BLAS products
+
+    def _work_array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A scratch array kept by the layer and reused while the batch size stays the same."""
+        array = self._scratch.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._scratch[name] = np.empty(shape, dtype=dtype)
+        return array
+
+    def _forward_products(self, x5: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """y = cols · [kernel; bias], cols = im2col(x) with a column of ones (see `engine.layers.im2col`)."""
+        w = self.window
+        rows = self._kernel.size // self.filters  # K·C
+        cols = self._work_array("cols", (x5.shape[0], *w.output_3d, rows + 1), x5.dtype)
+        im2col(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, cols)
+        weights = np.empty((rows + 1, self.filters), dtype=np.result_type(x5, self._kernel))
+        weights[:rows] = self._kernel.reshape(rows, self.filters)
+        weights[rows] = bias
+        self._cols = cols
+        return (cols.reshape(-1, rows + 1) @ weights).reshape((x5.shape[0], *w.output_3d, self.filters))
+
+    def _backward_products(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(dx, dkernel, dbias)``: [∂kernel; ∂bias] = colsᵀ·dy, dx = col2im(dy·kernelᵀ)."""
+        w = self.window
+        rows = self._kernel.size // self.filters
+        dy2 = dy5.reshape(-1, self.filters)  # (B·O, F)
+        dweights = self._cols.reshape(-1, rows + 1).T @ dy2  # (K·C + 1, F)
+        dkernel, dbias = dweights[:rows], dweights[rows]
+        if not self.input_grad:
+            return None, dkernel, dbias
+        dtype = np.result_type(dy5, self._kernel)
+        dcols = self._work_array("dcols", (*dy5.shape[:4], rows), dtype)
+        np.matmul(dy2, self._kernel.reshape(rows, self.filters).T, out=dcols.reshape(-1, rows))
+        dx = np.empty(self._x.shape, dtype=dtype)
+        col2im(dcols, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
+        return dx, dkernel, dbias
 
     def penalty(self) -> float:
         kernel = self.params["kernel"]

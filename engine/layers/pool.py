@@ -168,6 +168,114 @@ def avg_pool_backward(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stri
                                  pad_w, dx[b])
 
 
+# ------------------------------------------------------ fast kernels (the default path)
+#
+# The same passes over the whole batch in one serial loop — no thread pool to wake
+# and none left spinning against the BLAS products of the conv and dense layers
+# around them — with flat indices instead of per-cell array views, and the channel
+# loop innermost over contiguous memory, so that LLVM makes it vector code.  The
+# argmax is int32: the winning element's flat index inside its sample, cell·C + c.
+
+FASTMATH = {"contract"}  # no re-association: the averages sum in the readable order
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def pool_forward_fast(x, is_max, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                      y, argmax):
+    """``x (B, D, H, W, C)`` → ``y (B, OD, OH, OW, C)``: window maxima (``is_max``, with
+    ``argmax`` written) or means (``argmax`` untouched), as the readable per-sample kernels."""
+    batch, depth, height, width, channels = x.shape
+    _, out_d, out_h, out_w, _ = y.shape
+    x_flat, y_flat, argmax_flat = x.reshape(-1), y.reshape(-1), argmax.reshape(-1)
+    sample = depth * height * width * channels
+    o = 0  # flat index of y[b, od, oh, ow, 0]
+    for b in range(batch):
+        base = b * sample
+        for od in range(out_d):
+            d0 = od * stride_d - pad_d
+            d_lo, d_hi = max(0, -d0), min(kernel_d, depth - d0)
+            for oh in range(out_h):
+                h0 = oh * stride_h - pad_h
+                h_lo, h_hi = max(0, -h0), min(kernel_h, height - h0)
+                for ow in range(out_w):
+                    w0 = ow * stride_w - pad_w
+                    w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
+                    count = 0  # cells of the window inside x
+                    for m_d in range(d_lo, d_hi):
+                        for m_h in range(h_lo, h_hi):
+                            for m_w in range(w_lo, w_hi):
+                                cell = (((d0 + m_d) * height + h0 + m_h) * width + w0 + m_w) * channels
+                                if count == 0:
+                                    for c in range(channels):
+                                        y_flat[o + c] = x_flat[base + cell + c]
+                                        if is_max:
+                                            argmax_flat[o + c] = cell + c
+                                elif is_max:
+                                    for c in range(channels):
+                                        value = x_flat[base + cell + c]
+                                        if value > y_flat[o + c]:  # strict: of equal maxima the first stays
+                                            y_flat[o + c] = value
+                                            argmax_flat[o + c] = cell + c
+                                else:
+                                    for c in range(channels):
+                                        y_flat[o + c] += x_flat[base + cell + c]
+                                count += 1
+                    if count == 0:  # a window wholly in the padding (explicit pad ≥ kernel)
+                        for c in range(channels):
+                            y_flat[o + c] = 0.0
+                            if is_max:
+                                argmax_flat[o + c] = -1
+                    elif not is_max:
+                        for c in range(channels):
+                            y_flat[o + c] /= count
+                    o += channels
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def max_pool_backward_fast(dy, argmax, dx):
+    """``dy``, ``argmax (B, OD, OH, OW, C)`` → ``dx (B, D, H, W, C)``: each ∂L/∂y to its winner."""
+    dx_flat, dy_flat, argmax_flat = dx.reshape(-1), dy.reshape(-1), argmax.reshape(-1)
+    for i in range(dx_flat.size):
+        dx_flat[i] = 0.0
+    sample = dx_flat.size // dx.shape[0]
+    outputs = dy_flat.size // dy.shape[0]
+    for b in range(dx.shape[0]):
+        for i in range(b * outputs, (b + 1) * outputs):
+            if argmax_flat[i] >= 0:
+                dx_flat[b * sample + argmax_flat[i]] += dy_flat[i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def avg_pool_backward_fast(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
+    """``dy (B, OD, OH, OW, C)`` → ``dx (B, D, H, W, C)``: each window's n cells inside x get ∂L/∂y / n."""
+    batch, depth, height, width, channels = dx.shape
+    _, out_d, out_h, out_w, _ = dy.shape
+    dx_flat, dy_flat = dx.reshape(-1), dy.reshape(-1)
+    for i in range(dx_flat.size):
+        dx_flat[i] = 0.0
+    sample = depth * height * width * channels
+    o = 0
+    for b in range(batch):
+        base = b * sample
+        for od in range(out_d):
+            d0 = od * stride_d - pad_d
+            d_lo, d_hi = max(0, -d0), min(kernel_d, depth - d0)
+            for oh in range(out_h):
+                h0 = oh * stride_h - pad_h
+                h_lo, h_hi = max(0, -h0), min(kernel_h, height - h0)
+                for ow in range(out_w):
+                    w0 = ow * stride_w - pad_w
+                    w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
+                    count = max(d_hi - d_lo, 0) * max(h_hi - h_lo, 0) * max(w_hi - w_lo, 0)
+                    for m_d in range(d_lo, d_hi):
+                        for m_h in range(h_lo, h_hi):
+                            for m_w in range(w_lo, w_hi):
+                                cell = base + (((d0 + m_d) * height + h0 + m_h) * width + w0 + m_w) * channels
+                                for c in range(channels):
+                                    dx_flat[cell + c] += dy_flat[o + c] / count
+                    o += channels
+
+
 # ------------------------------------------------- plain-NumPy reference (test oracle)
 
 
@@ -208,12 +316,18 @@ def pool_backward_reference(x, dy, mode, kernel, stride, pad_before, pad_after):
 # ------------------------------------------------------------------------- layer
 
 
+#: Default for new layers: True, the serial whole-batch kernels above; False, the readable per-sample ones.
+FAST = True
+
+
 class Pool(Layer):
     """Max or average pooling of any spatial rank, windowed or global; no parameters."""
 
-    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False) -> None:
+    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False,
+                 fast: bool | None = None) -> None:
         super().__init__(info, rng)
         self.reference = reference  # True: the plain-NumPy functions instead of the Numba kernels
+        self.fast = FAST if fast is None else fast
         statement = info.layer
         self.mode = statement.mode
         if self.mode not in ("max", "avg"):
@@ -239,7 +353,11 @@ class Pool(Layer):
             y = pool_forward_reference(x5, self.mode, w.kernel_3d, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
             return y.reshape((x.shape[0], *self.info.output_shape))
         y = np.empty((x5.shape[0], *w.output_3d, x5.shape[4]), dtype=x5.dtype)
-        if self.mode == "max":
+        if self.fast:
+            is_max = self.mode == "max"
+            self._argmax = np.empty(y.shape if is_max else (0,) * 5, dtype=np.int32)
+            pool_forward_fast(x5, is_max, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y, self._argmax)
+        elif self.mode == "max":
             self._argmax = np.empty(y.shape, dtype=np.int64)
             max_pool_forward(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y, self._argmax)
         else:
@@ -254,7 +372,11 @@ class Pool(Layer):
             dx = pool_backward_reference(x5, dy5, self.mode, w.kernel_3d, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
             return dx.reshape((dx.shape[0], *self.info.input_shape))
         dx = np.empty(x5.shape, dtype=dy5.dtype)
-        if self.mode == "max":
+        if self.fast and self.mode == "max":
+            max_pool_backward_fast(dy5, self._argmax, dx)
+        elif self.fast:
+            avg_pool_backward_fast(dy5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
+        elif self.mode == "max":
             max_pool_backward(dy5, self._argmax, dx)
         else:
             avg_pool_backward(dy5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
