@@ -1,0 +1,145 @@
+"""The convolution's two Numba paths — im2col + BLAS (``fast=True``, the default) and
+the readable per-sample loops (``fast=False``) — each against the plain-NumPy
+reference and central differences, on the cases of test_conv.py and on random shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from engine.gradcheck import check_layer_grads
+from engine.layers.conv import Conv, conv_backward_reference, conv_forward_reference
+from engine.layers.im2col import col2im, im2col
+from engine.layers.padding import Window, as_volume, to_3d
+from tests.test_conv import CASES, IDS, conv_info, random_input
+
+PATHS = pytest.mark.parametrize("fast", [True, False], ids=["fast", "readable"])
+
+
+@pytest.fixture(params=CASES, ids=IDS)
+def info(request):
+    input_shape, filters, kernel, stride, padding, _ = request.param
+    return conv_info(input_shape, filters, kernel, stride, padding)
+
+
+def reference_pass(layer, x, dy):
+    """(y, dx, dkernel, dbias) of the NumPy reference, with the layer's weights."""
+    w = layer.window
+    kernel5 = layer.params["kernel"].reshape((*w.kernel_3d, *layer.params["kernel"].shape[-2:]))
+    y = conv_forward_reference(as_volume(x), kernel5, layer.params["bias"], w.stride_3d, w.pad_before_3d,
+                               w.pad_after_3d)
+    dx, dkernel, dbias = conv_backward_reference(as_volume(x), kernel5, as_volume(dy), w.stride_3d,
+                                                 w.pad_before_3d, w.pad_after_3d)
+    return y, dx, dkernel, dbias
+
+
+def check_against_reference(layer, x, seed=3, tolerance=1e-5):
+    y = layer.forward(x, training=True)
+    dy = np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    y_ref, dx_ref, dkernel_ref, dbias_ref = reference_pass(layer, x, dy)
+    assert y.dtype == dx.dtype == layer.grads["kernel"].dtype == np.float32
+    np.testing.assert_allclose(y, y_ref.reshape(y.shape), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(dx, dx_ref.reshape(x.shape), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(layer.grads["kernel"], dkernel_ref.reshape(layer.params["kernel"].shape),
+                               rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(layer.grads["bias"], dbias_ref, rtol=tolerance, atol=tolerance)
+
+
+@PATHS
+def test_each_path_equals_the_reference_in_float32(info, fast):
+    layer = Conv(info, np.random.default_rng(0), fast=fast)
+    layer.params["bias"][:] = np.random.default_rng(2).standard_normal(info.output_shape[-1])
+    check_against_reference(layer, random_input(info, batch=3))
+
+
+def test_the_readable_path_by_central_differences(info):
+    # (the fast path, the default, is checked in test_conv.py)
+    layer = Conv(info, np.random.default_rng(0), fast=False)
+    layer.params["bias"][:] = 0.1
+    assert set(check_layer_grads(layer, random_input(info, dtype=np.float64), rtol=1e-6, atol=1e-8)) == {
+        "x", "kernel", "bias"}
+
+
+def test_the_fast_path_is_the_default():
+    layer = Conv(conv_info((6, 6, 2), 3, (3,)), np.random.default_rng(0))
+    assert layer.fast
+    layer.forward(random_input(layer.info), training=True)
+    assert layer._cols is not None  # the im2col rows of that batch, for the backward products
+
+
+def test_both_paths_agree_on_a_course_sized_layer_and_skip_the_input_gradient():
+    # LeNet-5's second convolution, batch 8: K·C = 150, the shape the fast path is for
+    info = conv_info((14, 14, 6), 16, (5,))
+    x = random_input(info, batch=8)
+    dy = np.random.default_rng(5).standard_normal((8, *info.output_shape)).astype(np.float32)
+    results = {}
+    for fast in (True, False):
+        for input_grad in (True, False):
+            layer = Conv(info, np.random.default_rng(0), fast=fast)
+            layer.input_grad = input_grad
+            y = layer.forward(x, training=True)
+            results[fast, input_grad] = (y, layer.backward(dy), layer.grads["kernel"], layer.grads["bias"])
+    assert results[True, False][1] is None and results[False, False][1] is None
+    for a, b in zip(results[True, True], results[False, True]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    for fast in (True, False):
+        np.testing.assert_array_equal(results[fast, False][2], results[fast, True][2])
+
+
+def test_the_work_arrays_follow_the_batch_size():
+    info = conv_info((7, 6, 2), 3, (3,), (2,), "same")
+    layer = Conv(info, np.random.default_rng(0))
+    for batch in (4, 1, 4):  # a smaller last batch, then full ones again
+        check_against_reference(layer, random_input(info, batch=batch, seed=batch))
+
+
+# ------------------------------------------------------------------ im2col / col2im
+
+
+@st.composite
+def conv_problems(draw):
+    rank = draw(st.integers(1, 3))
+    sizes = tuple(draw(st.integers(1, 6)) for _ in range(rank))
+    kernel = tuple(draw(st.integers(1, 4)) for _ in range(rank))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    padding = draw(st.sampled_from(["valid", "same", (0,), (1,), (2,)]))
+    channels, filters, batch = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    return sizes, kernel, stride, padding, channels, filters, batch
+
+
+def window_or_skip(sizes, kernel, stride, padding):
+    try:
+        return Window(sizes, kernel, stride, padding)
+    except ValueError:  # the kernel does not fit
+        assume(False)
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_problems(), st.integers(0, 2**31 - 1))
+def test_col2im_is_the_adjoint_of_im2col(problem, seed):
+    # <im2col(x), g> = <x, col2im(g)> for every x and g: col2im sends each row back where it came from
+    sizes, kernel, stride, padding, channels, _, batch = problem
+    w = window_or_skip(sizes, kernel, stride, padding)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *to_3d(sizes, 1), channels))
+    rows = int(np.prod(w.kernel_3d)) * channels
+    cols = np.empty((batch, *w.output_3d, rows + 1))
+    im2col(x, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, cols)
+    assert np.all(cols[..., -1] == 1.0)  # the bias column
+    g = rng.standard_normal((batch, *w.output_3d, rows))
+    dx = np.empty_like(x)
+    col2im(g, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
+    assert np.sum(cols[..., :-1] * g) == pytest.approx(np.sum(x * dx), rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(conv_problems(), st.integers(0, 2**31 - 1))
+def test_the_fast_layer_equals_the_reference_on_random_shapes(problem, seed):
+    sizes, kernel, stride, padding, channels, filters, batch = problem
+    window_or_skip(sizes, kernel, stride, padding)
+    info = conv_info((*sizes, channels), filters, kernel, stride, padding)
+    layer = Conv(info, np.random.default_rng(seed), fast=True)
+    layer.params["bias"][:] = np.random.default_rng(seed + 1).standard_normal(filters)
+    check_against_reference(layer, random_input(info, batch=batch, seed=seed), seed=seed + 2, tolerance=1e-4)
