@@ -6,13 +6,25 @@ both keep a pool of threads, and a pool that has just finished *spins* for a
 while, waiting for more work, stealing the processor from whatever runs next;
 OpenBLAS's threads also spin-wait for each other inside a product, which turns
 into a time-slice wait whenever another process holds a core.  Measured on the
-2-core machine (PERF.md, and /tmp scripts for this module, under a load of 5–7):
+2-core machine (PERF.md), shared with other work (load 5–7), training samples/s,
+best of two runs of each, SGD, 2 threads:
 
-    products of the MLP step, OpenBLAS on 2 threads      14–23 GFLOP/s
-                              OpenBLAS on 1 thread        42–52 GFLOP/s
-                              rows split over 2 threads,
-                              each a 1-thread product     55–65 GFLOP/s
-    MLP training step, OpenBLAS 2 threads / 1 thread     170 ms / 6 ms
+    network (batch)       BLAS 2 threads   this policy   everything on 1 thread
+    MLP (128)                  4,138          43,420          63,082
+    first CNN (128)               29           2,745           2,292
+    LeNet-5 (64)                 437           1,498           1,349
+    three-conv (100)             558           2,123           3,069
+    hand-signs (32)               32              65              49
+    LSTM T=30 F=28 H=64 (64)   1,461           2,910           3,081
+
+    the MLP's products alone: OpenBLAS on 2 threads 14–23 GFLOP/s, on 1 thread
+    42–52, rows split over 2 threads of 1-thread products 55–65.
+
+OpenBLAS on 2 threads is the one choice that collapses under load (10–100×);
+the policy below and one thread for everything trade places from run to run
+under load.  (No idle machine was available for these figures; there the split
+should use both cores as OpenBLAS's own threads do, without their spinning —
+measure it with bench/bench.py.)
 
 So the policy is:
 
@@ -22,7 +34,8 @@ So the policy is:
 * Big matrix products are parallel all the same: `matmul` splits the output
   rows into one block per thread and runs the blocks on a small pool of Python
   threads (NumPy releases the GIL inside a product).  A waiting Python thread
-  sleeps; it does not spin.
+  sleeps; it does not spin.  Layers call ``matmul(a, b)`` instead of ``a @ b``
+  for any product worth splitting.
 
 `use_threads` sets all of this, once per run (``nnrun … --threads N`` and
 bench/bench.py call it; so does the first `Network`, with every thread numba offers,
