@@ -34,7 +34,9 @@ def im2col(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d,
     ``x (B, D, H, W, C)`` as one row, zeros for padding cells, then a 1 (for the bias).
 
     Along m_w the window's cells inside x are one contiguous run of x (and of the
-    row), so each (m_d, m_h) is one straight copy of up to KW·C numbers."""
+    row), so each (m_d, m_h) is one straight copy of up to KW·C numbers, between
+    slices taken once (an index computed as start + j would be checked for
+    wrap-around on every access, which keeps LLVM from vectorising the copy)."""
     batch, depth, height, width, channels = x.shape
     _, out_d, out_h, out_w, row_size = cols.shape
     x_flat = x.reshape(-1)  # views: flat indices, no per-cell slicing
@@ -54,18 +56,19 @@ def im2col(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d,
                         d = d0 + m_d
                         for m_h in range(kernel_h):
                             h = h0 + m_h
+                            part = cols_flat[i:i + run]  # (KW·C,) the kernel row (m_d, m_h, ·, ·)
                             if 0 <= d < depth and 0 <= h < height and w_lo < w_hi:
+                                source = (((b * depth + d) * height + h) * width + w0) * channels
+                                cells = x_flat[source + w_lo * channels:source + w_hi * channels]
                                 for j in range(w_lo * channels):
-                                    cols_flat[i + j] = 0.0
-                                source = (((b * depth + d) * height + h) * width + w0 + w_lo) * channels
-                                start = i + w_lo * channels
-                                for j in range((w_hi - w_lo) * channels):
-                                    cols_flat[start + j] = x_flat[source + j]
+                                    part[j] = 0.0
+                                for j in range(cells.size):
+                                    part[w_lo * channels + j] = cells[j]
                                 for j in range(w_hi * channels, run):
-                                    cols_flat[i + j] = 0.0
+                                    part[j] = 0.0
                             else:
                                 for j in range(run):
-                                    cols_flat[i + j] = 0.0
+                                    part[j] = 0.0
                             i += run
                     cols_flat[row_start + row_size - 1] = 1.0
                     row_start += row_size
@@ -80,8 +83,7 @@ def col2im(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pa
     dx_flat = dx.reshape(-1)
     dcols_flat = dcols.reshape(-1)
     run = kernel_w * channels
-    for k in range(dx_flat.size):
-        dx_flat[k] = 0.0
+    dx[...] = 0.0
     row_start = 0
     for b in range(batch):
         for od in range(out_d):
@@ -97,9 +99,10 @@ def col2im(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pa
                         for m_h in range(kernel_h):
                             h = h0 + m_h
                             if 0 <= d < depth and 0 <= h < height and w_lo < w_hi:
-                                target = (((b * depth + d) * height + h) * width + w0 + w_lo) * channels
-                                start = i + w_lo * channels
-                                for j in range((w_hi - w_lo) * channels):
-                                    dx_flat[target + j] += dcols_flat[start + j]
+                                target = (((b * depth + d) * height + h) * width + w0) * channels
+                                cells = dx_flat[target + w_lo * channels:target + w_hi * channels]
+                                part = dcols_flat[i + w_lo * channels:i + w_hi * channels]
+                                for j in range(cells.size):
+                                    cells[j] += part[j]
                             i += run
                     row_start += row_size

@@ -172,9 +172,12 @@ def avg_pool_backward(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stri
 #
 # The same passes over the whole batch in one serial loop — no thread pool to wake
 # and none left spinning against the BLAS products of the conv and dense layers
-# around them — with flat indices instead of per-cell array views, and the channel
-# loop innermost over contiguous memory, so that LLVM makes it vector code.  The
-# argmax is int32: the winning element's flat index inside its sample, cell·C + c.
+# around them — with the channel loop innermost over contiguous memory, so that
+# LLVM makes it vector code.  Two details matter (8× here): each cell's channels
+# are a slice taken once (an index computed as base + c would be checked for
+# wrap-around on every access, which blocks vectorisation), and the max is chosen
+# with selects, not a branch.  The argmax is int32: the winning element's flat
+# index inside its sample, cell·C + c.
 
 FASTMATH = {"contract"}  # no re-association: the averages sum in the readable order
 
@@ -190,7 +193,6 @@ def pool_forward_fast(x, is_max, kernel_d, kernel_h, kernel_w, stride_d, stride_
     sample = depth * height * width * channels
     o = 0  # flat index of y[b, od, oh, ow, 0]
     for b in range(batch):
-        base = b * sample
         for od in range(out_d):
             d0 = od * stride_d - pad_d
             d_lo, d_hi = max(0, -d0), min(kernel_d, depth - d0)
@@ -200,49 +202,51 @@ def pool_forward_fast(x, is_max, kernel_d, kernel_h, kernel_w, stride_d, stride_
                 for ow in range(out_w):
                     w0 = ow * stride_w - pad_w
                     w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
+                    out = y_flat[o:o + channels]  # (C,)
+                    best = argmax_flat[o:o + channels] if is_max else argmax_flat[0:0]
                     count = 0  # cells of the window inside x
                     for m_d in range(d_lo, d_hi):
                         for m_h in range(h_lo, h_hi):
                             for m_w in range(w_lo, w_hi):
                                 cell = (((d0 + m_d) * height + h0 + m_h) * width + w0 + m_w) * channels
+                                pixel = x_flat[b * sample + cell:b * sample + cell + channels]  # (C,)
                                 if count == 0:
                                     for c in range(channels):
-                                        y_flat[o + c] = x_flat[base + cell + c]
-                                        if is_max:
-                                            argmax_flat[o + c] = cell + c
+                                        out[c] = pixel[c]
+                                    if is_max:
+                                        for c in range(channels):
+                                            best[c] = cell + c
                                 elif is_max:
-                                    for c in range(channels):
-                                        value = x_flat[base + cell + c]
-                                        if value > y_flat[o + c]:  # strict: of equal maxima the first stays
-                                            y_flat[o + c] = value
-                                            argmax_flat[o + c] = cell + c
+                                    for c in range(channels):  # strict >: of equal maxima the first stays
+                                        better = pixel[c] > out[c]
+                                        out[c] = pixel[c] if better else out[c]
+                                        best[c] = cell + c if better else best[c]
                                 else:
                                     for c in range(channels):
-                                        y_flat[o + c] += x_flat[base + cell + c]
+                                        out[c] += pixel[c]
                                 count += 1
                     if count == 0:  # a window wholly in the padding (explicit pad ≥ kernel)
                         for c in range(channels):
-                            y_flat[o + c] = 0.0
-                            if is_max:
-                                argmax_flat[o + c] = -1
+                            out[c] = 0.0
+                        if is_max:
+                            for c in range(channels):
+                                best[c] = -1
                     elif not is_max:
                         for c in range(channels):
-                            y_flat[o + c] /= count
+                            out[c] /= count
                     o += channels
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def max_pool_backward_fast(dy, argmax, dx):
     """``dy``, ``argmax (B, OD, OH, OW, C)`` → ``dx (B, D, H, W, C)``: each ∂L/∂y to its winner."""
-    dx_flat, dy_flat, argmax_flat = dx.reshape(-1), dy.reshape(-1), argmax.reshape(-1)
-    for i in range(dx_flat.size):
-        dx_flat[i] = 0.0
-    sample = dx_flat.size // dx.shape[0]
-    outputs = dy_flat.size // dy.shape[0]
-    for b in range(dx.shape[0]):
-        for i in range(b * outputs, (b + 1) * outputs):
-            if argmax_flat[i] >= 0:
-                dx_flat[b * sample + argmax_flat[i]] += dy_flat[i]
+    dx[...] = 0.0
+    batch = dx.shape[0]
+    for b in range(batch):
+        dx_b, dy_b, argmax_b = dx[b].reshape(-1), dy[b].reshape(-1), argmax[b].reshape(-1)
+        for i in range(dy_b.size):
+            if argmax_b[i] >= 0:
+                dx_b[argmax_b[i]] += dy_b[i]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -250,13 +254,11 @@ def avg_pool_backward_fast(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h,
     """``dy (B, OD, OH, OW, C)`` → ``dx (B, D, H, W, C)``: each window's n cells inside x get ∂L/∂y / n."""
     batch, depth, height, width, channels = dx.shape
     _, out_d, out_h, out_w, _ = dy.shape
+    dx[...] = 0.0
     dx_flat, dy_flat = dx.reshape(-1), dy.reshape(-1)
-    for i in range(dx_flat.size):
-        dx_flat[i] = 0.0
     sample = depth * height * width * channels
     o = 0
     for b in range(batch):
-        base = b * sample
         for od in range(out_d):
             d0 = od * stride_d - pad_d
             d_lo, d_hi = max(0, -d0), min(kernel_d, depth - d0)
@@ -267,12 +269,14 @@ def avg_pool_backward_fast(dy, kernel_d, kernel_h, kernel_w, stride_d, stride_h,
                     w0 = ow * stride_w - pad_w
                     w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
                     count = max(d_hi - d_lo, 0) * max(h_hi - h_lo, 0) * max(w_hi - w_lo, 0)
+                    grad_out = dy_flat[o:o + channels]  # (C,)
                     for m_d in range(d_lo, d_hi):
                         for m_h in range(h_lo, h_hi):
                             for m_w in range(w_lo, w_hi):
-                                cell = base + (((d0 + m_d) * height + h0 + m_h) * width + w0 + m_w) * channels
+                                cell = b * sample + (((d0 + m_d) * height + h0 + m_h) * width + w0 + m_w) * channels
+                                grad_in = dx_flat[cell:cell + channels]  # (C,)
                                 for c in range(channels):
-                                    dx_flat[cell + c] += dy_flat[o + c] / count
+                                    grad_in[c] += grad_out[c] / count
                     o += channels
 
 
