@@ -121,6 +121,14 @@ def test_npz_float_targets_are_regression(tmp_path):
     assert data.x_train.shape == (4, 3) and data.y_train.dtype == np.float32
 
 
+def test_npz_float_sequences_keep_their_shape(tmp_path):
+    path = tmp_path / "seq.npz"
+    x = np.random.default_rng(0).normal(size=(6, 20, 3)).astype(np.float32)  # (N, T, F), not images
+    np.savez(path, x_train=x, y_train=np.arange(6) % 2, x_test=x[:2], y_test=np.array([0, 1]))
+    data = load_dataset(str(path))
+    assert data.input_shape == (20, 3) and data.x_train.shape == (6, 20, 3)
+
+
 def test_npz_with_an_object_array_is_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, x_train=np.array([{"a": 1}, None], dtype=object), y_train=np.zeros(2),

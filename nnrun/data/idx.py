@@ -130,13 +130,13 @@ def find_idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
     return found, missing
 
 
-def images_to_float(images: np.ndarray) -> np.ndarray:
-    """Samples as float32, 8-bit values scaled to [0, 1]; grayscale (N, H, W) gets a
-    channel axis → (N, H, W, 1).  Vectors (N, F) and (N, H, W, C) keep their shape."""
+def images_to_float(images: np.ndarray, grayscale: bool = True) -> np.ndarray:
+    """Samples as float32, 8-bit values scaled to [0, 1]; with ``grayscale``, images
+    (N, H, W) get a channel axis → (N, H, W, 1).  Vectors (N, F) and (N, H, W, C) keep their shape."""
     x = images.astype(np.float32)  # a copy: the bytes read are immutable
     if images.dtype == np.uint8:
         x /= 255.0
-    if x.ndim == 3:
+    if grayscale and x.ndim == 3:
         x = x[..., np.newaxis]  # grayscale: one channel, channels-last
     return x
 

@@ -50,7 +50,11 @@ def load_npz(path: Path) -> Dataset:
         raise DataError(f"{path}: x_train samples are {arrays['x_train'].shape[1:]} but x_test's are "
                         f"{arrays['x_test'].shape[1:]}", hint="both splits must have one sample shape")
 
-    x_train, x_test = images_to_float(arrays["x_train"]), images_to_float(arrays["x_test"])
+    # 8-bit (N, H, W) arrays are grayscale images and get a channel axis; other
+    # 3-axis arrays are sequences (N, T, F) and keep their shape.
+    grayscale = arrays["x_train"].dtype == np.uint8
+    x_train = images_to_float(arrays["x_train"], grayscale)
+    x_test = images_to_float(arrays["x_test"], grayscale)
     for key, x in (("x_train", x_train), ("x_test", x_test)):
         if not np.isfinite(x).all():
             raise DataError(f"{path}: {key} contains NaN or infinite values", hint="clean the data before training")
