@@ -311,19 +311,16 @@ def test_spec_objects_are_frozen_and_hashable():
         spec.layers = ()  # type: ignore[misc]
 
 
-def test_import_is_light_and_quick():
-    """`import dsl.parser` loads neither numba nor rich, and the grammar builds quickly."""
+def test_import_is_light():
+    """`import dsl.parser` and a parse load neither numba, rich, the engine nor numpy."""
     code = (
-        "import sys, time\n"
+        "import sys\n"
         "import dsl.parser as p\n"
-        "t = time.perf_counter(); p._parser(); took = time.perf_counter() - t\n"
         "p.parse('dense 1')\n"
-        "bad = [m for m in ('numba', 'rich', 'engine', 'numpy') if m in sys.modules]\n"
-        "print(bad, took)\n"
+        "print([m for m in ('numba', 'rich', 'engine', 'numpy') if m in sys.modules])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "[]", out
-    assert float(out[1]) < 1.0  # about 0.03 s from the cache, 0.2 s without; generous for loaded machines
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", out
 
 
 def test_no_lark_type_leaks_out():
