@@ -26,7 +26,14 @@ from dsl.shapes import format_shape as shape_text
 from .cli import input_shape as parse_input_shape, load_spec
 from .console import fatal
 from .model_io import ModelFileError, SavedModel, atomic_write, load_model, save_model
-from .views import TrainingView, confusion_matrix, render_confusion, render_header, render_state_gradients
+from .views import (
+    TrainingView,
+    confusion_matrix,
+    render_confusion,
+    render_filters,
+    render_header,
+    render_state_gradients,
+)
 
 INTERRUPTED = 130
 PROGRESS_SECONDS = 0.1  # the progress bar is updated at most this often during an epoch
@@ -349,12 +356,21 @@ def train(args, out: Console, err: Console) -> int:
         render_state_gradients(out, gradients)
         report["state_gradient_norms"] = gradients
     test = evaluate_and_show(network, data, data.x_test, y_test, out)
+    show_first_filters(network, model, out)
     report["test"] = test
     write_report(getattr(args, "report", None), report)
     if save_path:
         save_model(save_path, saved(spec, network, {**meta, "epochs_done": len(history), "history": history, "test": test}))
         out.print(f"saved the model to {save_path}")
     return 0
+
+
+def show_first_filters(network, model: Model, out: Console) -> None:
+    """What the first 2-D convolution learned: its filters, drawn as small pictures."""
+    for info in model.layers:
+        if info.type == "conv2d":
+            render_filters(out, info.name, network.weights()[f"{info.name}/kernel"])
+            return
 
 
 def saved(spec: Spec, network, meta: dict, with_optimizer: bool = False) -> SavedModel:

@@ -174,3 +174,32 @@ def render_state_gradients(console: Console, norms: dict[str, list[float]], widt
                 markup=False,
             )
         console.print()
+
+
+SHADES = " ░▒▓█"  # from the most negative weight (blank) to the most positive (full block)
+
+
+def filter_picture(weights: np.ndarray) -> list[str]:
+    """One 2-D filter (KH, KW) as lines of shade characters, two per weight so cells look square."""
+    low, high = float(weights.min()), float(weights.max())
+    span = high - low if high > low else 1.0
+    levels = np.rint((weights - low) / span * (len(SHADES) - 1)).astype(int)
+    return ["".join(SHADES[level] * 2 for level in row) for row in levels]
+
+
+def render_filters(console: Console, name: str, kernel: np.ndarray, most: int = 16) -> None:
+    """The first convolution's learned filters, ``kernel (KH, KW, C_in, F)``, each drawn
+    from its most negative weight (blank) to its most positive (█); with several input
+    channels a filter is shown summed over them."""
+    filters = kernel.sum(axis=2)  # (KH, KW, F)
+    count = min(most, filters.shape[-1])
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(count):
+        grid.add_column(no_wrap=True)
+    pictures = [filter_picture(filters[:, :, f]) for f in range(count)]
+    for row in range(filters.shape[0]):
+        grid.add_row(*(Text(picture[row], style="on grey11") for picture in pictures))
+    grid.add_row(*(Text(f"{f + 1}", justify="center") for f in range(count)))
+    shown = f"the first {count} of {filters.shape[-1]}" if count < filters.shape[-1] else f"all {count}"
+    console.print(f"[bold]learned filters of {name}[/] ({shown}; blank: most negative, █: most positive)")
+    console.print(grid)

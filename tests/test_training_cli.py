@@ -201,3 +201,13 @@ def test_missing_gpu_is_a_clear_error(capsys):
         assert status == 2
         assert "--device cpu" in err
         assert "Traceback" not in err + out
+
+
+def test_a_cnn_run_shows_its_learned_filters(capsys):
+    status, out, err = run(capsys, "conv 4 3x3 relu; pool max 2; dense 1 sigmoid", "--data", "xo", "--epochs", "1", "--seed", "0")
+    assert status == 0, err
+    assert "learned filters of conv_1 (all 4;" in out
+    heading = out.splitlines().index(next(line for line in out.splitlines() if "learned filters" in line))
+    pictures = out.splitlines()[heading + 1 : heading + 4]  # 3 rows of a 3×3 kernel
+    assert all(len(line.split()) >= 1 for line in pictures)
+    assert out.splitlines()[heading + 4].split() == ["1", "2", "3", "4"]
