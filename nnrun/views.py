@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -99,13 +100,20 @@ class TrainingView:
 
 
 def render_confusion(console: Console, matrix: np.ndarray, class_names: list[str]) -> None:
-    """Rows are the true classes, columns the predicted ones; the diagonal is what was right."""
-    table = Table(title="confusion matrix", caption="rows: true class · columns: predicted class")
-    table.add_column("true \\ pred", style="bold")
-    short = [name if len(name) <= 6 else name[:5] + "…" for name in class_names]
-    for name in short:
-        table.add_column(name, justify="right")
-    table.add_column("recall", justify="right")
+    """Rows are the true classes, columns the predicted ones; the diagonal is what was right.
+    Columns are headed by class numbers, so ten long names still fit 80 columns."""
+    numbered = [str(index) for index in range(len(class_names))]
+    short = [name for name in class_names] if all(name == number for name, number in zip(class_names, numbered)) else None
+    table = Table(
+        title="confusion matrix",
+        caption="rows: true class · columns: predicted class",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),
+    )
+    table.add_column("true \\ pred", style="bold", no_wrap=True)
+    for index in range(len(class_names)):
+        table.add_column(numbered[index] if short is None else short[index], justify="right", min_width=5, no_wrap=True)
+    table.add_column("recall", justify="right", min_width=7, no_wrap=True)
     for row, name in enumerate(class_names):
         total = int(matrix[row].sum())
         cells = []
@@ -114,7 +122,9 @@ def render_confusion(console: Console, matrix: np.ndarray, class_names: list[str
             text = str(count) if count else "·"
             cells.append(f"[bold green]{text}[/]" if row == column else text)
         recall = matrix[row, row] / total if total else 0.0
-        table.add_row(name, *cells, f"{recall:.1%}")
+        label = name if short is not None else f"{row} {name}"
+        label = label if len(label) <= 11 else label[:10] + "…"
+        table.add_row(label, *cells, f"{recall:.1%}")
     console.print(table)
 
 
