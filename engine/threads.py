@@ -81,13 +81,28 @@ def threads() -> int:
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``out = a @ b`` for 2-D ``a (M, K)``, ``b (K, N)`` (views such as ``x.T`` are fine),
-    the rows of ``out`` split into one block per thread when the product is big."""
-    rows = a.shape[0]
+    the rows of ``out`` split into one block per thread when the product is big.
+
+    A product with few rows and a long inner dimension (a weight gradient xᵀ·∂L/∂y
+    summed over a whole batch of positions) is split along the inner dimension
+    instead: each thread multiplies its share of the sum, and the partial products
+    are added at the end, in a fixed order."""
+    rows, inner = a.shape
     if out is None:
         out = np.empty((rows, b.shape[1]), dtype=np.result_type(a, b))
-    parts = min(threads(), rows)
-    if parts == 1 or rows * a.shape[1] * b.shape[1] < SPLIT_MACS:
+    parts = min(threads(), max(rows, inner))
+    if parts == 1 or rows * inner * b.shape[1] < SPLIT_MACS:
         return np.matmul(a, b, out=out)
+    if rows < 8 * parts <= inner:  # too few rows to share: split the sum
+        bounds = [inner * part // parts for part in range(parts + 1)]
+        partials = [np.empty_like(out) for _ in range(parts - 1)]
+        pending = [_pool.submit(np.matmul, a[:, start:stop], b[start:stop], out=partial)
+                   for start, stop, partial in zip(bounds[1:-1], bounds[2:], partials)]
+        np.matmul(a[:, : bounds[1]], b[: bounds[1]], out=out)
+        for block, partial in zip(pending, partials):
+            block.result()
+            out += partial
+        return out
     bounds = [rows * part // parts for part in range(parts + 1)]
     pending = [_pool.submit(np.matmul, a[start:stop], b, out=out[start:stop])
                for start, stop in zip(bounds[1:-1], bounds[2:])]
@@ -95,3 +110,22 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     for block in pending:
         block.result()
     return out
+
+
+def over_batch(kernel, batch: int, *args) -> None:
+    """Run ``kernel(start, stop, part, *args)`` over the batch cut into one range per
+    thread (``part`` = 0, 1, …), on the same Python threads as `matmul`.  The kernel must
+    be ``@njit(nogil=True)`` (or the ranges run one after the other) and each part
+    must write only its own samples or its own partial sums."""
+    parts = min(threads(), batch)
+    bounds = [batch * part // parts for part in range(parts + 1)]
+    pending = [_pool.submit(kernel, start, stop, part + 1, *args)
+               for part, (start, stop) in enumerate(zip(bounds[1:-1], bounds[2:]))]
+    kernel(bounds[0], bounds[1], 0, *args)
+    for block in pending:
+        block.result()
+
+
+def parts() -> int:
+    """How many ranges `over_batch` cuts a batch of at least that many samples into."""
+    return threads()

@@ -161,6 +161,34 @@ def activation_bias_backward(y, dy, code, dz, dbias):  # y, dy, dz (B, N); dbias
             dbias[i] += g
 
 
+# ------------------------------------------- the fast path: NumPy's vector ufuncs (cpu)
+#
+# numba compiles np.tanh and np.exp inside a loop to one scalar libm call per
+# element; NumPy's ufuncs evaluate them on whole vectors (SIMD), 6× faster here
+# (PERF.md).  The loops above stay the readable path (``Activation(…, fast=False)``).
+
+
+def activation_inplace(y: np.ndarray, name: str) -> None:
+    """``y ← act(y)`` in place, ``y`` 2-D ``(rows, last)``; sigmoid as ½·(1 + tanh(x/2)), which never overflows."""
+    if name == "relu":
+        np.maximum(y, 0, out=y)
+    elif name == "tanh":
+        np.tanh(y, out=y)
+    elif name == "sigmoid":
+        y *= 0.5
+        np.tanh(y, out=y)
+        y *= 0.5
+        y += 0.5
+    elif name == "softmax":
+        y -= y.max(axis=-1, keepdims=True)
+        np.exp(y, out=y)
+        y /= y.sum(axis=-1, keepdims=True)
+    elif name == "leakyrelu":
+        raise ValueError("leakyrelu needs its α: use the loop kernels")
+    elif name != "linear":
+        raise ValueError(f"no vector form for the activation {name!r}")
+
+
 # ------------------------------------------------------ plain-NumPy reference (oracle)
 
 
@@ -216,6 +244,10 @@ FUNCTIONS = {
 }
 
 
+#: Default for new layers: True, NumPy's vector ufuncs where they are faster (`VECTOR_FORMS`); False, the loops.
+FAST = True
+VECTOR_FORMS = ("tanh", "sigmoid", "softmax")
+
 # ------------------------------------------------------------------------ the layer
 
 
@@ -226,9 +258,11 @@ class Activation(Layer):
     the activation written on a dense/conv/rnn statement).
     """
 
-    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False) -> None:
+    def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False,
+                 fast: bool | None = None) -> None:
         super().__init__(info, rng)
         self.reference = reference
+        self.fast = FAST if fast is None else fast  # NumPy's vector ufuncs for tanh, sigmoid and softmax
         self.function = info.layer.activation.name  # "relu", "softmax", …
         self.alpha = float(info.layer.activation.alpha)
         if self.function != "linear" and self.function not in FUNCTIONS:
@@ -243,6 +277,9 @@ class Activation(Layer):
         x2 = x.reshape(-1, x.shape[-1])  # (rows, last)
         if self.reference:
             y2 = forward_ref(x2, self.alpha)
+        elif self.fast and self.function in VECTOR_FORMS:
+            y2 = x2.copy()
+            activation_inplace(y2, self.function)
         else:
             y2 = np.empty_like(x2)
             forward(x2, self.alpha, y2)

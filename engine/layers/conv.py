@@ -41,9 +41,11 @@ from numba import njit, prange
 
 from dsl.spec import LayerInfo
 from engine.initializers import glorot_uniform, zeros
+from engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_bias_backward, activation_inplace
 from engine.layers.base import Layer
 from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
+from engine.threads import matmul
 
 # ----------------------------------------------------------------- Numba kernels
 #
@@ -232,6 +234,9 @@ class Conv(Layer):
     #: The network may set this to False on a first layer: ∂L/∂x of the data is never
     #: used, and it is about half the backward work.  `backward` then returns None.
     input_grad = True
+    #: The activation step after this layer, when the network lets the layer run it itself
+    #: (cpu backend, as for dense: `fuse_activation`); None: the output is the plain sum.
+    activation: str | None = None
 
     def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False,
                  fast: bool | None = None) -> None:
@@ -257,6 +262,13 @@ class Conv(Layer):
         self._mask_scale = None  # DropConnect: mask / (1 − P) of the last training forward
         self._cols = None  # fast path: the last forward's im2col rows (B, OD, OH, OW, K·C + 1)
         self._scratch: dict[str, np.ndarray] = {}  # fast path: work arrays kept from batch to batch
+        self._y = None  # with a fused activation: the last output, (B·O, F)
+
+    def fuse_activation(self, name: str) -> None:
+        """Apply the activation ``name`` (relu, tanh, sigmoid, linear) inside this layer from now on."""
+        if name not in FUSED_CODES:
+            raise ValueError(f"{self.name}: cannot fuse the activation {name!r}")
+        self.activation = None if name == "linear" else name
 
     def _volume_kernel(self, kernel: np.ndarray) -> np.ndarray:
         return kernel.reshape((*self.window.kernel_3d, *kernel.shape[-2:]))
@@ -282,12 +294,28 @@ class Conv(Layer):
         else:
             y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=x5.dtype)
             conv_forward(x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, y)
+        if self.activation is not None:  # y = act(z), over z in place
+            y2 = y.reshape(-1, self.filters)
+            if self.reference:
+                y2[...] = FUNCTIONS[self.activation][2](y2, 0.0)
+            else:
+                activation_inplace(y2, self.activation)
+            self._y = y2
         return y.reshape((x.shape[0], *self.info.output_shape))
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         w = self.window
         x5 = self._x
         dy5 = np.ascontiguousarray(dy).reshape((dy.shape[0], *w.output_3d, self.filters))
+        if self.activation is not None:  # ∂L/∂z = ∂L/∂y · act'(z), act' read off y (see `engine.layers.activations`)
+            dy2 = dy5.reshape(-1, self.filters)
+            if self.reference:
+                dz = FUNCTIONS[self.activation][3](self._y, self._y, dy2, 0.0)
+            else:
+                dz = self._work_array("dz", dy2.shape, dy2.dtype)
+                activation_bias_backward(self._y, dy2, FUSED_CODES[self.activation], dz,
+                                         np.empty(self.filters, dy2.dtype))
+            dy5 = dz.reshape(dy5.shape)
 
         if self.reference:
             dx, dkernel, dbias = conv_backward_reference(x5, self._kernel, dy5, w.stride_3d, w.pad_before_3d,
@@ -332,20 +360,20 @@ class Conv(Layer):
         weights[:rows] = self._kernel.reshape(rows, self.filters)
         weights[rows] = bias
         self._cols = cols
-        return (cols.reshape(-1, rows + 1) @ weights).reshape((x5.shape[0], *w.output_3d, self.filters))
+        return matmul(cols.reshape(-1, rows + 1), weights).reshape((x5.shape[0], *w.output_3d, self.filters))
 
     def _backward_products(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(dx, dkernel, dbias)``: [∂kernel; ∂bias] = colsᵀ·dy, dx = col2im(dy·kernelᵀ)."""
         w = self.window
         rows = self._kernel.size // self.filters
         dy2 = dy5.reshape(-1, self.filters)  # (B·O, F)
-        dweights = self._cols.reshape(-1, rows + 1).T @ dy2  # (K·C + 1, F)
+        dweights = matmul(self._cols.reshape(-1, rows + 1).T, dy2)  # (K·C + 1, F)
         dkernel, dbias = dweights[:rows], dweights[rows]
         if not self.input_grad:
             return None, dkernel, dbias
         dtype = np.result_type(dy5, self._kernel)
         dcols = self._work_array("dcols", (*dy5.shape[:4], rows), dtype)
-        np.matmul(dy2, self._kernel.reshape(rows, self.filters).T, out=dcols.reshape(-1, rows))
+        matmul(dy2, self._kernel.reshape(rows, self.filters).T, out=dcols.reshape(-1, rows))
         dx = np.empty(self._x.shape, dtype=dtype)
         col2im(dcols, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
         return dx, dkernel, dbias

@@ -38,7 +38,8 @@ from dsl.spec import LayerInfo
 
 from .. import initializers
 from ..threads import matmul
-from .activations import FUNCTIONS, FUSED_CODES, activation_bias_backward, bias_activation_forward
+from .activations import (FUNCTIONS, FUSED_CODES, VECTOR_FORMS, activation_bias_backward, activation_inplace,
+                          bias_activation_forward)
 from .base import Layer
 
 # ------------------------------------------------------------------- kernels (cpu)
@@ -180,6 +181,9 @@ class Dense(Layer):
             y = matmul(x2, kernel)  # (B, units), BLAS
             if self.activation is None:
                 add_bias(y, bias)
+            elif self.activation in VECTOR_FORMS:  # numba's tanh/exp are scalar: NumPy's are vector code
+                add_bias(y, bias)
+                activation_inplace(y, self.activation)
             else:
                 bias_activation_forward(y, bias, FUSED_CODES[self.activation])
         self.y = y
