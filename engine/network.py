@@ -12,10 +12,12 @@ inside the recurrence, so the recurrent layer applies it itself.)  When the last
 loss takes the logits instead and applies the activation itself — the fused,
 numerically stable form of `engine.losses`.
 
-Two shortcuts, the same arithmetic: on the cpu backend a dense layer runs the
-relu/tanh/sigmoid/linear step after it itself (bias and activation in one pass;
-`Dense.fuse_activation`), and the first layer with parameters skips ∂L/∂x of
-the data (``input_grad = False``: nothing uses it).  ``layers`` still lists
+Three shortcuts, the same arithmetic: on the cpu backend a dense or conv layer
+runs the relu/tanh/sigmoid/linear step after it itself (`Dense.fuse_activation`,
+`Conv.fuse_activation`); a small conv → relu → max pool block that the pool
+tiles becomes one step that never stores the convolution (`engine.layers.conv_block`);
+and the first layer with parameters skips ∂L/∂x of the data (``input_grad =
+False``: nothing uses it).  ``layers`` still lists
 every step; ``steps`` is what a training or evaluation pass runs.
 
 Everything random (initialisation, dropout and DropConnect masks) comes from one
@@ -38,6 +40,7 @@ from dsl.spec import ActivationLayer, Conv, Dense, LayerInfo, Model, OptimizerSp
 from . import metrics
 from .backend import get_backend
 from .layers.base import Layer
+from .layers.conv_block import ConvBlock, fusable
 from .losses import Loss
 from .threads import threads
 
@@ -106,7 +109,12 @@ class Network:
         if self.backend.name != "cpu":
             return list(body)
         steps: list[Layer] = []
-        for layer in body:
+        body = list(body)
+        while body:
+            layer = body.pop(0)
+            if len(body) >= 2 and fusable(layer, body[0], body[1]):  # conv → relu → max pool
+                steps.append(ConvBlock(layer, body.pop(0), body.pop(0)))
+                continue
             previous = steps[-1] if steps else None
             function = getattr(layer, "function", None)
             if (hasattr(previous, "fuse_activation") and previous.activation is None

@@ -1,0 +1,197 @@
+"""The canonical CNN block, conv → relu → max pool, as one step (the cpu fast path).
+
+Done as three layers, the block writes the whole convolution output (B·O·F numbers,
+11 MB for the first CNN at batch 128), reads it back for relu, writes it again, and
+reads it once more for the pooling — and the backward pass does the same in reverse.
+The block never stores the convolution: for every pooling window it computes the
+convolution at the window's positions p, applies relu, and keeps only the maximum,
+
+    y[b, q, f]   = max over p in window(q) of relu(z[b, p, f])
+                 = relu(max_p z[b, p, f])
+    z[b, p, f]   = bias[f] + Σm Σc x[b, p·S − P + m, c] · kernel[m, c, f]
+
+with, per output and filter, the position of the winner (``argmax``, the first of
+equal maxima as in `engine.layers.pool`; −1 when relu cut it: max z ≤ 0).  Backward,
+each ∂L/∂y goes to its winning position only, and from there into the two sums of
+`engine.layers.conv`:
+
+    ∂L/∂kernel[m, c, f] = Σb Σq x[b, p*·S − P + m, c] · ∂L/∂y[b, q, f]    p* = argmax[b, q, f]
+    ∂L/∂bias[f]         = Σb Σq ∂L/∂y[b, q, f]                           (winners only)
+    ∂L/∂x[b, p*·S − P + m, c] += Σf ∂L/∂y[b, q, f] · kernel[m, c, f]
+
+The pool must tile the convolution's output (stride = kernel, no padding), and the
+convolution be 1-D or 2-D; the network fuses only such blocks, and only where the convolution's window is small
+(K·C ≤ `MAX_WINDOW`): there the loops below, vectorised over the filters, beat an
+im2col copy and a matrix product that BLAS runs poorly with so short an inner
+dimension.  The three layers stay the readable path and the reference backend
+never fuses; the tests compare the block with them.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.layers.base import Layer
+from engine.layers.conv import Conv
+from engine.layers.padding import as_volume
+from engine.layers.pool import Pool
+from engine.threads import over_batch, threads
+
+#: The largest K·C (kernel cells × input channels) the block computes with loops; above, im2col + BLAS.
+MAX_WINDOW = 32
+
+# re-association lets LLVM keep the filter loop in vector lanes; no NaN/inf assumption.
+FASTMATH = {"reassoc", "contract"}
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def block_forward(start, stop, part, x, kernel, bias, stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, y, argmax):
+    """Samples ``start:stop``: ``x (B, H, W, C)``, ``kernel (KH, KW, C, F)`` → ``y (B, QH, QW, F)``
+    = max-pooled relu(conv), and ``argmax`` (same shape, int32): the winning position's number
+    inside the pooling window (row by row), −1 when relu cut it.
+
+    One row of convolution outputs at a time, ``z (OW, F)``, kernel cells outermost and
+    positions inside: consecutive updates go to different positions, so none waits for
+    the one before it (a sum of the K·C products of one position in a row would)."""
+    _, height, width, channels = x.shape
+    kernel_h, kernel_w, _, filters = kernel.shape
+    _, out_h, out_w, _ = y.shape
+    row = out_w * pool_w  # the convolution outputs of one row that the pooling uses
+    z = np.empty((row, filters), dtype=y.dtype)
+    for b in range(start, stop):
+        for qh in range(out_h):
+            for qw in range(out_w):
+                out, best = y[b, qh, qw], argmax[b, qh, qw]  # (F,)
+                for f in range(filters):
+                    out[f] = 0.0  # relu's floor: a z must beat 0 to win
+                    best[f] = -1
+            for ph in range(pool_h):
+                h0 = (qh * pool_h + ph) * stride_h - pad_h  # the window's first input row
+                for o in range(row):
+                    for f in range(filters):
+                        z[o, f] = bias[f]
+                for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                    pixels = x[b, h0 + m_h]  # (W, C)
+                    for m_w in range(kernel_w):
+                        # the positions o whose cell o·S − P + m_w lies inside the row
+                        first = max(0, (pad_w - m_w + stride_w - 1) // stride_w)
+                        last = min(row, (width - 1 + pad_w - m_w) // stride_w + 1)
+                        for c in range(channels):
+                            weights = kernel[m_h, m_w, c]  # (F,)
+                            for o in range(first, last):
+                                pixel = pixels[o * stride_w - pad_w + m_w, c]
+                                z_o = z[o]
+                                for f in range(filters):
+                                    z_o[f] += pixel * weights[f]
+                for o in range(row):
+                    p = ph * pool_w + o % pool_w
+                    out, best, z_o = y[b, qh, o // pool_w], argmax[b, qh, o // pool_w], z[o]
+                    for f in range(filters):  # strict >: of equal maxima the first stays
+                        better = z_o[f] > out[f]
+                        out[f] = z_o[f] if better else out[f]
+                        best[f] = p if better else best[f]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def block_backward(start, stop, part, x, kernel, dy, argmax, stride_h, stride_w, pad_h, pad_w, pool_h, pool_w,
+                   input_grad, dx, partial_kernel, partial_bias):
+    """Samples ``start:stop``: *add* their ∂L/∂kernel to ``partial_kernel[part]`` and ∂L/∂bias to
+    ``partial_bias[part]``; with ``input_grad``, write their ``dx (B, H, W, C)``."""
+    _, height, width, channels = x.shape
+    kernel_h, kernel_w, _, filters = kernel.shape
+    _, out_h, out_w, _ = dy.shape
+    dkernel, dbias = partial_kernel[part], partial_bias[part]  # (KH, KW, C, F), (F,)
+    g = np.empty(filters, dtype=dy.dtype)  # ∂L/∂z at one position: ∂L/∂y where it won, else 0
+    for b in range(start, stop):
+        if input_grad:
+            dx[b] = 0.0
+        for qh in range(out_h):
+            for qw in range(out_w):
+                grad_out, best = dy[b, qh, qw], argmax[b, qh, qw]  # (F,)
+                for p in range(pool_h * pool_w):
+                    h0 = (qh * pool_h + p // pool_w) * stride_h - pad_h
+                    w0 = (qw * pool_w + p % pool_w) * stride_w - pad_w
+                    for f in range(filters):
+                        g[f] = grad_out[f] if best[f] == p else 0.0
+                        dbias[f] += g[f]
+                    # kernel cells outermost-but-one: consecutive updates go to different rows of dkernel
+                    for m_h in range(max(0, -h0), min(kernel_h, height - h0)):
+                        for m_w in range(max(0, -w0), min(kernel_w, width - w0)):
+                            pixels = x[b, h0 + m_h, w0 + m_w]  # (C,)
+                            for c in range(channels):
+                                grad_weights = dkernel[m_h, m_w, c]  # (F,)
+                                for f in range(filters):
+                                    grad_weights[f] += pixels[c] * g[f]
+                            if input_grad:
+                                grad_in = dx[b, h0 + m_h, w0 + m_w]  # (C,)
+                                for c in range(channels):
+                                    weights = kernel[m_h, m_w, c]
+                                    total = dy.dtype.type(0.0)
+                                    for f in range(filters):
+                                        total += g[f] * weights[f]
+                                    grad_in[c] += total
+
+
+# ------------------------------------------------------------------------- the step
+
+
+def fusable(conv, activation, pool) -> bool:
+    """Whether ``conv → activation → pool`` is a block this module computes."""
+    if not (isinstance(conv, Conv) and isinstance(pool, Pool) and getattr(activation, "function", None) == "relu"):
+        return False
+    window = pool.window
+    return (pool.mode == "max" and not pool.is_global and window.stride_3d == window.kernel_3d
+            and window.pad_before_3d == (0, 0, 0) and window.pad_after_3d == (0, 0, 0)
+            and conv.fast and not conv.reference and conv.regularization.dropconnect == 0.0
+            and conv.params["kernel"].size // conv.filters <= MAX_WINDOW and len(window.output) <= 2
+            and conv.info.output_shape == activation.info.input_shape == pool.info.input_shape)
+
+
+class ConvBlock(Layer):
+    """conv → relu → max pool as one step of the network; the conv layer keeps the
+    parameters and receives the gradients (the optimizer and the saved weights see only it)."""
+
+    def __init__(self, conv, activation, pool) -> None:
+        super().__init__(pool.info, conv.rng)
+        self.name = f"{conv.name}+{activation.name}+{pool.name}"
+        self.conv, self.activation, self.pool = conv, activation, pool
+        self._x = None  # the last input, (B, H, W, C)
+        self._argmax = None  # (B, QD, QH, QW, F), int32
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        conv = self.conv
+        x5 = conv._x = as_volume(np.ascontiguousarray(x))
+        conv._kernel = np.ascontiguousarray(conv._volume_kernel(conv.params["kernel"]))
+        x4 = self._x = x5[:, 0]  # a 1-D or 2-D conv (see `fusable`): D = KD = 1
+        kernel = conv._kernel[0]
+        bias = conv.params["bias"].astype(x5.dtype, copy=False)
+        shape = (x5.shape[0], *self.pool.window.output_3d[1:], conv.filters)
+        y = np.empty(shape, dtype=x5.dtype)
+        self._argmax = np.empty(shape, dtype=np.int32)
+        w = conv.window
+        over_batch(block_forward, x5.shape[0], x4, kernel, bias, *w.stride_3d[1:], *w.pad_before_3d[1:],
+                   *self.pool.window.kernel_3d[1:], y, self._argmax)
+        return y.reshape((x.shape[0], *self.info.output_shape))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        conv, x4 = self.conv, self._x
+        dy4 = np.ascontiguousarray(dy).reshape(self._argmax.shape)
+        kernel = conv._kernel[0].astype(dy4.dtype, copy=False)
+        parts = min(threads(), x4.shape[0])
+        partial_kernel = np.zeros((parts, *kernel.shape), dtype=dy4.dtype)
+        partial_bias = np.zeros((parts, conv.filters), dtype=dy4.dtype)
+        dx = np.empty(x4.shape, dtype=dy4.dtype) if conv.input_grad else np.empty((1,) * 4, dtype=dy4.dtype)
+        w = conv.window
+        over_batch(block_backward, x4.shape[0], x4, kernel, dy4, self._argmax, *w.stride_3d[1:], *w.pad_before_3d[1:],
+                   *self.pool.window.kernel_3d[1:], conv.input_grad, dx, partial_kernel, partial_bias)
+        params = conv.params
+        dkernel = partial_kernel.sum(axis=0).reshape(params["kernel"].shape)
+        dkernel += conv._penalty_gradient(params["kernel"])
+        conv.grads["kernel"] = dkernel.astype(params["kernel"].dtype, copy=False)
+        conv.grads["bias"] = partial_bias.sum(axis=0).astype(params["bias"].dtype, copy=False)
+        if not conv.input_grad:
+            return None
+        return dx.reshape((dx.shape[0], *conv.info.input_shape))
+
+    def penalty(self) -> float:
+        return 0.0  # the conv layer, in the network's list of layers, counts its own
