@@ -42,8 +42,8 @@ class SpecError(Exception):
             width = max(1, min(self.width, len(shown) - column + 1))
             lines.append("  " + shown)
             lines.append("  " + " " * (column - 1) + "^" + "~" * (width - 1))
-        if self.hint:
-            lines.append(f"hint: {self.hint}")
+        if self.hint:  # a hint of several lines keeps its left edge under the first
+            lines.append("hint: " + self.hint.replace("\n", "\n      "))
         return "\n".join(lines)
 
     def __str__(self) -> str:

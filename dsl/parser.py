@@ -428,11 +428,11 @@ class _ToSpec(Transformer):
                 first = seen[child.key]
                 what = "an activation" if child.key == "activation" else f"'{child.key}'"
                 raise self.source.error(
-                    f"{statement} already has {what} (column {first.column}); give each option once",
+                    f"{statement} already has {what} (column {first.column})",
                     child.line,
                     child.column,
                     child.width,
-                    hint="remove one of them",
+                    hint="give each option once: remove one of them",
                 )
             seen[child.key] = child
         return {key: option.value for key, option in seen.items()}
@@ -577,8 +577,9 @@ class _ToSpec(Transformer):
             if statement.label is not None:
                 raise self.source.error_at(
                     statement.label,
-                    f"label '{statement.label}' inside repeat would name {count} layers; labels must be unique",
-                    hint="label the layers after expanding the block by hand, or drop the label",
+                    f"label '{statement.label}' inside repeat would name {count} layers",
+                    hint="labels must be unique: label the layers after expanding the block by hand,\n"
+                    "or drop the label",
                 )
             block.extend(statement.body.layers if isinstance(statement.body, _Block) else [statement.body])
         if not block:
@@ -611,8 +612,8 @@ class _ToSpec(Transformer):
                 if body.kind == "input" and layers:
                     raise self._at_statement(
                         statement,
-                        f"input must come before the layers (the first layer is on line {layers[0].pos.line})",
-                        hint="move the input line to the top",
+                        "input must come before the layers",
+                        hint=f"the first layer is on line {layers[0].pos.line}: move the input line to the top",
                     )
                 settings[body.kind] = statement
                 continue
@@ -630,8 +631,9 @@ class _ToSpec(Transformer):
                 raise self._at_statement(statement, f"the spec has more than {MAX_LAYERS:,} layers")
         if not layers:
             raise SpecError(
-                "the spec has no layers; write at least one, e.g. `dense 10 softmax`",
+                "the spec has no layers",
                 Position(self.source.filename, 1, 1),
+                hint="write at least one, e.g. `dense 10 softmax`",
             )
         value = {kind: statement.body.value for kind, statement in settings.items()}
         return Spec(
@@ -648,13 +650,17 @@ class _ToSpec(Transformer):
 
 # ----------------------------------------------------------------------- syntax errors
 
-_STATEMENTS = (
-    "input", "dense", "conv", "pool", "flatten", "dropout", "batchnorm",
-    "relu", "sigmoid", "tanh", "softmax", "linear", "leakyrelu",
-    "rnn", "lstm", "gru", "repeat", "loss", "optimizer", "train",
-)  # fmt: skip
 _ACTIVATIONS = ("RELU", "SIGMOID", "TANH", "SOFTMAX", "LINEAR", "LEAKYRELU")
 _ACTIVATION_WORDS = tuple(name.lower() for name in _ACTIVATIONS)
+# The words a statement can start with, grouped as the hint for an unknown one lists them
+# (one group a line, so the hint fits an 80-column terminal).
+_STATEMENT_GROUPS = (
+    ("a layer", ("dense", "conv", "pool", "flatten", "dropout", "batchnorm", "rnn", "lstm", "gru")),
+    ("an activation", _ACTIVATION_WORDS),
+    ("a setting", ("input", "loss", "optimizer", "train")),
+    ("or a block", ("repeat N { … }",)),
+)
+_STATEMENTS = tuple(words.split()[0] for _, group in _STATEMENT_GROUPS for words in group)
 _END = ("_SEP", "$END", "RBRACE")
 
 _STATEMENT_EXAMPLE = {
@@ -752,15 +758,16 @@ def _syntax_error(exc: UnexpectedInput, source: _Source) -> SpecError:
     if word is not None and keywords:
         if word in _STATEMENTS and word not in _ACTIVATION_WORDS and expected & set(_END) and not at_statement_start:
             return error(
-                f"'{word}' starts a new statement, but this line already has one",
+                f"'{word}' starts a second statement on this line",
                 "put each statement on its own line, or separate statements with ';'",
             )
-        hint = did_you_mean(word, keywords) or (size_hint if spaced_size else None)
+        # The end of the statement goes unsaid: a word was written where a keyword may stand.
+        hint = did_you_mean(word, keywords) or (size_hint if spaced_size else _expected(expected - set(_END)))
         noun = _kind_of_word(expected, statement)
         if noun == "option" and word in _all_keywords():
-            return error(f"'{word}' does not belong{where}; expected {_describe(expected)}", hint)
+            return error(f"'{word}' does not belong{where}", hint)
         where = "" if noun in _NOUNS else where
-        return error(f"unknown {noun} '{word}'{where}; expected {_describe(expected)}", hint)
+        return error(f"unknown {noun} '{word}'{where}", hint)
     known = _known_mistake(exc)
     if known is not None:
         option = source.word_before(line, column) or ""
@@ -775,7 +782,7 @@ def _syntax_error(exc: UnexpectedInput, source: _Source) -> SpecError:
         return error(message.format(**fill), hint.format(**fill))
     if spaced_size:
         return error(f"unexpected '{word}'{where}", size_hint)
-    return error(f"unexpected {_describe_token(token)}{where}; expected {_describe(expected)}")
+    return error(f"unexpected {_describe_token(token)}{where}", _expected(expected))
 
 
 def _known_mistake(exc: UnexpectedInput) -> tuple[str, str] | None:
@@ -836,7 +843,6 @@ def _non_ascii_error(char: str, line: int, column: int, source: _Source) -> Spec
 def _bad_character(exc: UnexpectedCharacters, source: _Source) -> SpecError:
     char = source.text[exc.pos_in_stream]
     statement = source.statement_word(exc.line, exc.column)
-    expected = f"; expected {_describe(set(exc.allowed))}" if exc.allowed else ""
 
     def error(message: str, hint: str | None = None) -> SpecError:
         return source.error(message, exc.line, exc.column, 1, hint)
@@ -852,7 +858,7 @@ def _bad_character(exc: UnexpectedCharacters, source: _Source) -> SpecError:
     if char == ":":
         return error("unexpected ':'", "a label comes first and is one word: `c1: conv 6 5x5 relu`")
     where = f" in {statement}" if statement else ""
-    return error(f"unexpected character '{char}'{where}{expected}")
+    return error(f"unexpected character '{char}'{where}", _expected(set(exc.allowed)) if exc.allowed else None)
 
 
 _NOUNS = ("statement", "loss", "optimizer", "pooling mode")
@@ -892,10 +898,25 @@ def _terminal_order(names: set[str]) -> list[str]:
     return sorted(names, key=lambda name: order.get(name, len(order)))
 
 
+def _expected(expected: set[str]) -> str:
+    """The hint after an unexpected word: what the parser would have accepted there.
+
+    Where a statement may start, the statements one group a line::
+
+        a statement starts with
+          a layer: dense, conv, pool, flatten, dropout, batchnorm, rnn, lstm, gru
+          …
+    """
+    if "DENSE" in expected:
+        groups = [f"  {name}: {', '.join(words)}" for name, words in _STATEMENT_GROUPS]
+        return "\n".join(["a statement starts with", *groups])
+    return f"expected {_describe(expected)}"
+
+
 def _describe(expected: set[str]) -> str:
     """What the parser would have accepted, in words."""
     if "DENSE" in expected:
-        return "a statement (" + ", ".join(_STATEMENTS) + ")"
+        return "a statement"
     items = []
     if set(_ACTIVATIONS) <= expected:
         items.append("an activation")

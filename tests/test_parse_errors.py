@@ -2,6 +2,7 @@
 what was expected and, where it can, how to fix it.  One row per kind of mistake."""
 from __future__ import annotations
 
+import re
 
 import pytest
 
@@ -19,17 +20,18 @@ ROWS = [
     ("pool mx 2", 1, 6, 2, "unknown pooling mode 'mx'", "did you mean 'max'?"),
     ("Dense 10", 1, 1, 5, "unknown statement 'Dense'", "keywords are lower case: write 'dense'"),
     ("maxpool 2", 1, 1, 7, "unknown statement 'maxpool'", "'pool max'"),
-    ("dense 10\nfrobnicate", 2, 1, 10, "expected a statement (input, dense, conv", NO_HINT),
-    ("dense 10 frobnicate", 1, 10, 10, "expected an activation, 'l1', 'l2', 'dropconnect' or the end", NO_HINT),
-    ("loss foo", 1, 6, 3, "unknown loss 'foo'; expected 'cce', 'bce', 'mse' or 'mae'", NO_HINT),
+    # no near miss: the hint says what may stand there (statements one group a line)
+    ("dense 10\nfrobnicate", 2, 1, 10, "unknown statement 'frobnicate'", "\n  a layer: dense, conv, pool, flatten,"),
+    ("dense 10 frobnicate", 1, 10, 10, "unknown option 'frobnicate' in dense", "expected an activation, 'l1', 'l2' or 'dropconnect'"),
+    ("loss foo", 1, 6, 3, "unknown loss 'foo'", "expected 'cce', 'bce', 'mse' or 'mae'"),
     ("loss categorical_crossentropy", 1, 6, 24, "unknown loss", "did you mean 'cce'?"),
-    ("optimizer rmsprop", 1, 11, 7, "unknown optimizer 'rmsprop'; expected 'sgd' or 'adam'", NO_HINT),
-    ("optimizer adam momentum 0.9", 1, 16, 8, "'momentum' does not belong in optimizer", NO_HINT),
-    ("lstm 32 relu", 1, 9, 4, "'relu' does not belong in lstm; expected 'sequences'", NO_HINT),
-    ("pool avg global stride 2", 1, 17, 6, "expected the end of the statement", NO_HINT),
+    ("optimizer rmsprop", 1, 11, 7, "unknown optimizer 'rmsprop'", "expected 'sgd' or 'adam'"),
+    ("optimizer adam momentum 0.9", 1, 16, 8, "'momentum' does not belong in optimizer", "'lr', 'beta1', 'beta2'"),
+    ("lstm 32 relu", 1, 9, 4, "'relu' does not belong in lstm", "expected 'sequences'"),
+    ("pool avg global stride 2", 1, 17, 6, "unexpected 'stride' in pool", "expected the end of the statement"),
     # a layer where a name was expected, two statements run together
     ("optimizer dense", 1, 11, 5, "unknown optimizer 'dense'", NO_HINT),
-    ("dense 10 conv 3 3x3", 1, 10, 4, "'conv' starts a new statement", "separate statements with ';'"),
+    ("dense 10 conv 3 3x3", 1, 10, 4, "'conv' starts a second statement on this line", "separate statements with ';'"),
     ("c1: loss cce", 1, 1, 2, "only layers take a label; 'loss' is not a layer", NO_HINT),
     # known mistakes (match_examples), also later in the file and inside blocks
     ("dense", 1, 6, 1, "dense needs the number of units", "dense 10 relu"),
@@ -106,7 +108,7 @@ ROWS = [
     ("dense 1\ntrain seed -1", 2, 12, 2, "seed must be a whole number from 0 to 4,294,967,295", NO_HINT),
     ("dense 1\ntrain seed 99999999999999999999999", 2, 12, 23, "seed is far too large", NO_HINT),
     # duplicate options, pointing at the second
-    ("dense 10 relu relu", 1, 15, 4, "dense already has an activation (column 10)", "remove one of them"),
+    ("dense 10 relu relu", 1, 15, 4, "dense already has an activation (column 10)", "give each option once: remove one of them"),
     ("dense 10 relu softmax", 1, 15, 7, "dense already has an activation", NO_HINT),
     ("conv 8 3 stride 2 stride 1", 1, 19, 8, "conv already has 'stride' (column 10)", NO_HINT),
     ("conv 8 3 pad same pad=1", 1, 19, 5, "conv already has 'pad'", NO_HINT),
@@ -118,16 +120,16 @@ ROWS = [
     ("input 4\ninput 4\ndense 1", 2, 1, 7, "a second 'input' statement; the first is on line 1", NO_HINT),
     ("dense 1\noptimizer sgd; optimizer adam", 2, 16, 14, "a second 'optimizer' statement", NO_HINT),
     ("dense 1\ntrain\ntrain epochs 1", 3, 1, 14, "a second 'train' statement", NO_HINT),
-    ("dense 4\ninput 8", 2, 1, 7, "input must come before the layers (the first layer is on line 1)", "to the top"),
+    ("dense 4\ninput 8", 2, 1, 7, "input must come before the layers", "the first layer is on line 1: move the input line to the top"),
     # labels
     ("c1: dense 4\nc1: dense 2", 2, 1, 2, "label 'c1' is already used on line 1", "unique"),
-    ("repeat 2 { c1: dense 4 }", 1, 12, 2, "label 'c1' inside repeat would name 2 layers", NO_HINT),
+    ("repeat 2 { c1: dense 4 }", 1, 12, 2, "label 'c1' inside repeat would name 2 layers", "labels must be unique"),
     ("repeat 2 { loss cce }", 1, 12, 8, "only layers can be repeated; 'loss' is a setting", "out of the repeat block"),
     ("a: repeat 2 { dense 1 }", 1, 1, 1, "only layers take a label; 'repeat' is not a layer", NO_HINT),
     # nothing to build
-    ("", 1, 1, 1, "the spec has no layers; write at least one, e.g. `dense 10 softmax`", NO_HINT),
-    ("# only a comment\n\n", 1, 1, 1, "the spec has no layers", NO_HINT),
-    ("input 28x28x1\nloss cce\noptimizer adam", 1, 1, 1, "the spec has no layers", NO_HINT),
+    ("", 1, 1, 1, "the spec has no layers", "write at least one, e.g. `dense 10 softmax`"),
+    ("# only a comment\n\n", 1, 1, 1, "the spec has no layers", "dense 10 softmax"),
+    ("input 28x28x1\nloss cce\noptimizer adam", 1, 1, 1, "the spec has no layers", "dense 10 softmax"),
     # characters: binary garbage and non-ASCII look-alikes
     ("dense 10\x00\x01", 1, 9, 1, "unexpected control character U+0000 NUL", "binary file"),
     ("dense 1 # \x07 bell in a comment", 1, 11, 1, "control character U+0007", NO_HINT),
@@ -165,13 +167,35 @@ def test_render_quotes_the_line_with_a_caret_under_the_fault():
     with pytest.raises(SpecError) as caught:
         parse("input 28x28x1\ncnov 32 3x3 relu\n", "mnist.net")
     assert caught.value.render() == (
-        "mnist.net:2:1: error: unknown statement 'cnov'; expected a statement (input, dense, conv, pool, "
-        "flatten, dropout, batchnorm, relu, sigmoid, tanh, softmax, linear, leakyrelu, rnn, lstm, gru, "
-        "repeat, loss, optimizer, train)\n"
+        "mnist.net:2:1: error: unknown statement 'cnov'\n"
         "  cnov 32 3x3 relu\n"
         "  ^~~~\n"
         "hint: did you mean 'conv'?"
     )
+
+
+def test_without_a_near_miss_the_hint_lists_every_statement_in_groups():
+    with pytest.raises(SpecError) as caught:
+        parse("input 28x28x1\nfrobnicate 32\n", "mnist.net")
+    assert caught.value.render().splitlines()[3:] == [
+        "hint: a statement starts with",
+        "        a layer: dense, conv, pool, flatten, dropout, batchnorm, rnn, lstm, gru",
+        "        an activation: relu, sigmoid, tanh, softmax, linear, leakyrelu",
+        "        a setting: input, loss, optimizer, train",
+        "        or a block: repeat N { … }",
+    ]
+
+
+# Range errors quote the whole allowed range ("from 1 to 100,000,000") and may run past 80.
+FITS = [row[0] for row in ROWS if not re.search(r"must be|from 1 to|far too large|per sample", row[4])]
+
+
+@pytest.mark.parametrize("text", FITS, ids=[text[:40] for text in FITS])
+def test_every_message_fits_an_80_column_terminal(text):
+    with pytest.raises(SpecError) as caught:
+        parse(text, "bad.net")
+    too_long = [line for line in caught.value.render().splitlines() if len(line) > 80]
+    assert not too_long, caught.value.render()
 
 
 def test_caret_stays_under_the_fault_after_tabs():
