@@ -109,17 +109,17 @@ def _input_shape(spec: Spec, given: Shape | None) -> Shape:
         raise _error(
             spec,
             spec.input_pos,
-            f"the spec says `input {'x'.join(map(str, written))}`, "
-            f"but the input given (--input or the data) is {format_shape(given)}",
-            hint="remove the `input` line to take the shape from the data, or make the two agree",
+            f"`input {'x'.join(map(str, written))}` in the spec, but {format_shape(given)} was given",
+            hint="the shape given by --input or the data must agree with the `input` line;\n"
+            "remove the line to take the shape from the data",
         )
     shape = written or given
     if shape is None:
         raise _error(
             spec,
             first,
-            "no input shape: add `input 28x28x1` or pass --input",
-            hint="the input line gives the shape of one sample: `input 784`, `input 28x28x1`, `input 50x1`",
+            "no input shape: add an `input` line or pass --input",
+            hint="the shape of one sample, e.g. `input 784`, `input 28x28x1` or `input 50x1`",
         )
     if not 1 <= len(shape) <= 4:
         raise _error(
@@ -253,13 +253,9 @@ class _Resolver:
         hint = (
             f"`{word}` needs positions; put it before the flatten/dense that made the vector"
             if self.rows
-            else "give the input its layout: `input 28x28x1` (image), `input 50x1` (sequence)"
+            else "e.g. `input 28x28x1` for an image, `input 50x1` for a sequence"
         )
-        raise self.fail(
-            layer,
-            f"{word} needs a sequence T×F, an image H×W×C or a volume D×H×W×C; got a vector of {shape[0]} values",
-            hint,
-        )
+        raise self.fail(layer, f"{word} needs a sequence, image or volume; got {shape[0]} values", hint)
 
     def per_axis(self, layer, what: str, values: tuple[int, ...], rank: int, shape: Shape) -> tuple[int, ...]:
         """A bare number repeats over the spatial axes; otherwise the rank must match."""
@@ -269,12 +265,13 @@ class _Resolver:
             return values
         written = "x".join(map(str, values))
         example = "x".join(["3"] * rank)
+        axes = f"{rank} spatial {'axis' if rank == 1 else 'axes'}"
         raise self.fail(
             layer,
-            f"{what} {written} is {len(values)}-D, but the input {format_shape(shape)} is {LAYOUTS[len(shape)]} "
-            f"with {rank} spatial axis{'es' if rank > 1 else ''}, so this layer is {rank}-D",
-            hint=f"write a {rank}-D {what} such as `{example}`"
-            + (", or a bare number (`3`), repeated over the axes" if rank > 1 else ""),
+            f"{what} {written} is {len(values)}-D, but this layer is {rank}-D",
+            hint=f"the input {format_shape(shape)} is {LAYOUTS[len(shape)]} with {axes};\n"
+            f"write a {rank}-D {what} such as `{example}`"
+            + (", or a bare number (`3`) for every axis" if rank > 1 else ""),
         )
 
     def window_output(self, layer, shape, kernel, stride, padding) -> tuple[Shape, tuple[str, ...], tuple[str, ...]]:

@@ -165,9 +165,13 @@ def test_default_loss_looks_through_dropout_and_a_written_loss_wins():
 def test_input_from_the_argument_or_the_spec():
     assert model(None, Dense(3), given=(5,)).input_shape == (5,)
     assert model((5,), Dense(3), given=(5,)).input_shape == (5,)
-    assert "no input shape: add `input 28x28x1` or pass --input" in error(None, Dense(3)).message
+    missing = error(None, Dense(3))
+    assert "no input shape: add an `input` line or pass --input" in missing.message
+    assert "28x28x1" not in missing.message  # not a fact about this spec: only an example, in the hint
+    assert "e.g. `input 784`, `input 28x28x1` or `input 50x1`" in missing.hint
     mismatch = error((28, 28, 1), Dense(3), given=(32, 32, 3))
-    assert "28x28x1" in mismatch.message and "32×32×3" in mismatch.message
+    assert "`input 28x28x1` in the spec, but 32×32×3 was given" in mismatch.message
+    assert "--input or the data" in mismatch.hint
 
 
 # ------------------------------------------------------------------ errors
@@ -180,12 +184,33 @@ def test_kernel_larger_than_input_shows_the_arithmetic():
 
 def test_kernel_of_the_wrong_rank():
     e = error((50, 1), Conv(16, (3, 3)))
-    assert "kernel 3x3 is 2-D" in e.message and "50×1 is a sequence" in e.message
-    assert "`3`" in e.hint
+    assert e.message == "kernel 3x3 is 2-D, but this layer is 1-D"
+    assert "the input 50×1 is a sequence T×F with 1 spatial axis;" in e.hint and "`3`" in e.hint
+    e = error((8, 8, 1), Conv(3, (3, 3, 3)))
+    assert "8×8×1 is an image H×W×C with 2 spatial axes;" in e.hint and "axises" not in e.hint
+    assert "`3x3`, or a bare number (`3`)" in e.hint
+    assert "3 spatial axes" in error((4, 8, 8, 1), Pool("max", (2, 2))).hint
+
+
+SHAPE_FAULTS = [  # spec text, --input
+    ("input 8x8x1\nconv 3 3x3x3", None),
+    ("input 50x1\nconv 16 3x3", None),
+    ("input 16x16x1\ndense 3", (8, 8, 1)),
+    ("dense 3", None),
+    ("input 784\nconv 3 3", None),
+]
+
+
+@pytest.mark.parametrize("text, given", SHAPE_FAULTS)
+def test_shape_errors_fit_an_80_column_terminal(text, given):
+    with pytest.raises(SpecError) as caught:
+        dsl.resolve(dsl.parse(text, "specs/mnist.net"), given)
+    rendered = caught.value.render()
+    assert rendered.startswith("specs/mnist.net:") and all(len(line) <= 80 for line in rendered.splitlines()), rendered
 
 
 def test_conv_and_pool_need_positions():
-    assert "got a vector of 784 values" in error((784,), Conv(3, (3,))).message
+    assert "conv needs a sequence, image or volume; got 784 values" in error((784,), Conv(3, (3,))).message
     assert "before the flatten/dense" in error((8, 8, 1), Flatten(), Pool("max", (2,))).hint
 
 
