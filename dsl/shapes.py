@@ -255,7 +255,7 @@ class _Resolver:
             if self.rows
             else "e.g. `input 28x28x1` for an image, `input 50x1` for a sequence"
         )
-        raise self.fail(layer, f"{word} needs a sequence, image or volume; got {shape[0]} values", hint)
+        raise self.fail(layer, f"{word} needs a sequence, image or volume, not a vector", hint)
 
     def per_axis(self, layer, what: str, values: tuple[int, ...], rank: int, shape: Shape) -> tuple[int, ...]:
         """A bare number repeats over the spatial axes; otherwise the rank must match."""

@@ -210,7 +210,7 @@ def test_shape_errors_fit_an_80_column_terminal(text, given):
 
 
 def test_conv_and_pool_need_positions():
-    assert "conv needs a sequence, image or volume; got 784 values" in error((784,), Conv(3, (3,))).message
+    assert "conv needs a sequence, image or volume, not a vector" in error((784,), Conv(3, (3,))).message
     assert "before the flatten/dense" in error((8, 8, 1), Flatten(), Pool("max", (2,))).hint
 
 
