@@ -165,6 +165,15 @@ def test_unknown_name_suggests_the_close_one(tmp_path, monkeypatch):
         load_dataset("./nowhere/data.npz")
 
 
+@pytest.mark.parametrize("typed, meant", [("x0", "xo"), ("XO", "xo"), ("xr", "xor"), ("sin", "sine")])
+def test_a_one_character_slip_in_a_short_name_is_caught(typed, meant):
+    assert f"did you mean '{meant}'?" in lookup.unknown_name(typed).hint
+
+
+def test_a_short_name_far_from_every_set_gets_no_guess():
+    assert "did you mean" not in lookup.unknown_name("qz").hint
+
+
 # ------------------------------------------------------------------ labels for each loss
 
 

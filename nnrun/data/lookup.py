@@ -204,7 +204,9 @@ def load_path(path: Path) -> Dataset:
 
 
 def unknown_name(text: str) -> DataError:
-    close = difflib.get_close_matches(text.lower(), list(NAMED) + list(ALIASES) + list(SEQUENCE_SETS), n=1)
+    # difflib's ratio for one slip in an n-letter name is (n−1)/n: 0.5 for 'x0' against 'xo'.
+    cutoff = 0.5 if len(text) <= 2 else 0.6
+    close = difflib.get_close_matches(text.lower(), list(NAMED) + list(ALIASES) + list(SEQUENCE_SETS), n=1, cutoff=cutoff)
     hint = f"did you mean '{ALIASES.get(close[0], close[0])}'? " if close else ""
     return DataError(f"unknown data set '{text}'",
                      hint=hint + "named sets: " + ", ".join([*NAMED, *SEQUENCE_SETS])
