@@ -26,22 +26,53 @@ def text(console):
 def test_list_shows_every_set_and_where_it_is(places, monkeypatch):
     monkeypatch.setitem(lookup.SYSTEM_DIRS, "fashion-mnist", [])
     write_split_dir(places["arg"] / "mnist", train=20, test=10, classes=10, size=(28, 28))
-    out, err = consoles(width=250)  # wide enough that temporary paths are not folded
+    out, err = consoles(width=80)
     assert list_data(Namespace(data_dir=str(places["arg"])), out, err) == 0
-    rows = {line.split("│")[1].strip(): line for line in text(out).splitlines() if line.count("│") > 2}
-    assert set(rows) == {"mnist", "fashion-mnist", "xor", "xo", "circles", "spiral"}
-    assert str(places["arg"] / "mnist") in rows["mnist"] and "28×28×1" in rows["mnist"]
-    assert "60000/10000" in rows["mnist"] and "│ 10 " in rows["mnist"]
-    assert "not found — nnrun data fetch fashion-mnist" in rows["fashion-mnist"]
+    lines = text(out).splitlines()
+    rows = {line.split("│")[1].strip(): line for line in lines if line.count("│") > 2}
+    names = {"mnist", "fashion-mnist", "xor", "xo", "circles", "spiral", "sine", "adding", "words", "text:FILE", "FOLDER"}
+    assert set(rows) == names
+    assert "28×28×1" in rows["mnist"] and "60,000/10,000" in rows["mnist"] and "│ 10 " in rows["mnist"]
     assert "generated" in rows["xo"] and "16×16×1" in rows["xo"] and "│ 2 " in rows["xo"]
-    assert "│ 3 " in rows["spiral"] and "900/300" in rows["spiral"]
+    assert "│ 3 " in rows["spiral"] and "900/300" in rows["spiral"] and "4,000/1,000" in rows["xo"]
+    assert "50×1" in rows["sine"] and "50×2" in rows["adding"] and "12×42" in rows["words"]
+    # where: one line a set, the path whole (never folded mid-word), below the table
+    where = {line.split()[0]: line for line in lines[lines.index("where") + 1 :]}
+    assert set(where) == names
+    assert f"  mnist          {places['arg'] / 'mnist'}" in lines
+    assert "not found — nnrun data fetch fashion-mnist" in where["fashion-mnist"]
+    assert "american-english" in where["words"] or "apt-get install wamerican wfrench" in where["words"]
+    assert all(len(line) <= 80 for line in lines[: lines.index("where")])
     assert text(err) == ""
+
+
+def test_list_says_whether_the_word_lists_are_there(places, monkeypatch, tmp_path):
+    import nnrun.datacmd as datacmd
+
+    monkeypatch.setattr(datacmd, "ENGLISH_WORDS", tmp_path / "american-english")
+    monkeypatch.setattr(datacmd, "FRENCH_WORDS", tmp_path / "french")
+    out, err = consoles(width=80)
+    list_data(Namespace(data_dir=None), out, err)
+    assert "  words          not found — apt-get install wamerican wfrench" in text(out)
+    (tmp_path / "american-english").write_text("cat\n")
+    (tmp_path / "french").write_text("chat\n")
+    out, err = consoles(width=80)
+    list_data(Namespace(data_dir=None), out, err)
+    assert f"  words          {tmp_path / 'american-english'} and {tmp_path / 'french'}" in text(out)
+
+
+def test_paths_under_home_are_written_with_a_tilde(monkeypatch, tmp_path):
+    from nnrun.datacmd import home_to_tilde
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert home_to_tilde(tmp_path / ".cache" / "nnrun" / "mnist") == "~/.cache/nnrun/mnist"
+    assert home_to_tilde("/usr/share/datasets/fashion-mnist") == "/usr/share/datasets/fashion-mnist"
 
 
 def test_list_at_the_default_width(places):
     out, err = consoles()
     assert list_data(Namespace(data_dir=None), out, err) == 0
-    assert "not found — nnrun data fetch mnist" in text(out) and "4000/1000" in text(out)
+    assert "not found — nnrun data fetch mnist" in text(out) and "4,000/1,000" in text(out)
 
 
 def test_fetch_downloads_with_progress_and_verifies(mirror, tmp_path):
