@@ -42,13 +42,49 @@ class SavedModel:
     optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
+def output_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be written (a folder, no such folder, no permission), or None.
+
+    Checked before a long run, so a typo costs seconds, not the run. Missing folders
+    are not created: a mistyped folder name would otherwise silently become a new one.
+    """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = path.parent
+    if path.is_dir():
+        return f"{path} is a folder; give a file name in it, like {path / 'model.npz'}"
+    if not directory.exists():
+        return f"no such folder: {directory}"
+    if not directory.is_dir():
+        return f"{directory} is not a folder"
+    try:  # the only reliable test of writability (permissions, read-only file systems, /proc)
+        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        return f"cannot create a file in {directory} ({error.strerror or error})"
+    os.close(handle)
+    os.unlink(probe)
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"cannot replace {path}: it is read-only"
+    return None
+
+
+def _file_mode(path: Path) -> int:
+    """An existing file keeps its mode; a new one gets the usual 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place.
+    The folder must exist (see `output_problem`)."""
+    path = Path(path)
+    directory = path.parent
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        os.chmod(temporary, _file_mode(path))  # mkstemp makes it private (0o600)
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
