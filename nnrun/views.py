@@ -13,13 +13,26 @@ from rich.table import Table
 from rich.text import Text
 
 
+def number(value: float) -> str:
+    """A loss or metric: four decimals, or scientific notation when that would hide it
+    (``1.77e+18`` rather than nineteen digits, ``3.2e-07`` rather than ``0.0000``)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if abs(value) >= 1e6 or (value != 0 and abs(value) < 1e-4):
+        return f"{value:.3e}"
+    return f"{value:.4f}"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``, ``1,000 iterations``."""
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
 def render_header(console: Console, rows: list[tuple[str, str]]) -> None:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    """``key  value`` lines, keys in bold and aligned; no padding after the value."""
+    width = max((len(key) for key, _ in rows), default=0)
     for key, value in rows:
-        grid.add_row(key, value)
-    console.print(grid)
+        console.print(Text(key.ljust(width), style="bold") + Text("  " + value), soft_wrap=True, highlight=False)
     console.print()
 
 
@@ -39,7 +52,7 @@ def epoch_table(metric_name: str, with_validation: bool) -> Table:
 def metric_text(name: str, value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value:.2%}" if name == "accuracy" else f"{value:.4f}"
+    return f"{value:.2%}" if name == "accuracy" else number(value)
 
 
 class TrainingView:
@@ -54,7 +67,7 @@ class TrainingView:
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("loss {task.fields[loss]}"),
             TextColumn("{task.fields[metric]}"),
             TextColumn("{task.fields[speed]:,.0f} samples/s"),
             TimeElapsedColumn(),
@@ -65,36 +78,40 @@ class TrainingView:
     @contextmanager
     def live(self):
         group = Group(self.table, self.progress)
-        with Live(group, console=self.console, refresh_per_second=8, transient=False) as live:
-            try:
-                yield self
-            finally:
-                # Leave only the table on screen.
-                live.update(self.table, refresh=True)
-        self.console.print()
+        try:
+            with Live(group, console=self.console, refresh_per_second=8, transient=False) as live:
+                try:
+                    yield self
+                finally:
+                    # Leave only the table on screen, and no table at all before the first epoch ends
+                    # (a run that diverges in epoch 1 shows just its error, not an empty frame).
+                    live.update(self.table if self.table.row_count else Text(""), refresh=True)
+        finally:  # also when an error ends the run: its message must start on a line of its own
+            if self.table.row_count:
+                self.console.print()
 
     def start_epoch(self, label: str, batches: int) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(
-            "train", total=batches, epoch=label, loss=0.0, metric="", speed=0.0
+            "train", total=batches, epoch=label, loss="–", metric="", speed=0.0
         )
 
     def update(self, done: int, loss: float, metric: float | None, speed: float) -> None:
         self.progress.update(
             self.task,
             completed=done,
-            loss=loss,
+            loss=number(loss),
             metric=f"{self.metric_name} {metric_text(self.metric_name, metric)}",
             speed=speed,
         )
 
     def end_epoch(self, record: dict) -> None:
         metric = self.metric_name
-        cells = [str(record["epoch"]), f"{record['loss']:.4f}", metric_text(metric, record.get(metric))]
+        cells = [str(record["epoch"]), number(record["loss"]), metric_text(metric, record.get(metric))]
         if self.with_validation:
             val_loss = record.get("val_loss")
-            cells += ["–" if val_loss is None else f"{val_loss:.4f}", metric_text(metric, record.get(f"val_{metric}"))]
+            cells += ["–" if val_loss is None else number(val_loss), metric_text(metric, record.get(f"val_{metric}"))]
         cells += [f"{record['seconds']:.1f}", f"{record['samples_per_second']:,.0f}"]
         self.table.add_row(*cells)
 
