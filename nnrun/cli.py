@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import re
 import sys
@@ -30,6 +31,8 @@ from .console import fatal, make_consoles, say
 COMMANDS = ("summary", "check", "eval", "predict", "data", "generate")
 DEVICES = ("cpu", "cuda", "auto")
 INTERRUPTED = 130
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
+SPEC_SUFFIXES = (".net", ".txt", ".spec")  # a SPEC ending so names a file, never inline text
 RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate"}  # in nnrun.run
 
 
@@ -53,6 +56,9 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
         return 2
     except KeyboardInterrupt:
         return fatal(err, "interrupted", status=INTERRUPTED)
+    except BrokenPipeError:  # `nnrun … | head -3`: the reader has gone; end quietly, as `yes | head` does
+        _silence_stdout()
+        return BROKEN_PIPE
     except Exception as error:  # the last line of defence: a message, never a traceback
         if os.environ.get("NNRUN_DEBUG") == "1":
             say(err, traceback.format_exc().rstrip())
@@ -64,6 +70,15 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
             "(NNRUN_DEBUG=1 shows the traceback)",
             status=1,
         )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests)
+        pass
 
 
 def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -114,10 +129,24 @@ def check_command(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def load_spec(text_or_path: str) -> Spec:
-    """SPEC is a file when such a file exists (or the name ends in .net), else an inline spec."""
-    if os.path.exists(text_or_path) or text_or_path.endswith(".net"):
+    """SPEC is a file when such a file exists or the text looks like a path, else an inline spec."""
+    if os.path.exists(text_or_path):
         return parse_file(text_or_path)
+    if looks_like_path(text_or_path):
+        stripped = text_or_path.strip()
+        hint = (f"the name has spaces around it; did you mean '{stripped}'?" if stripped != text_or_path and os.path.exists(stripped)
+                else "check the path; an inline spec looks like \"dense 16 relu; dense 10 softmax\"")
+        raise _Usage(f"no such file: {text_or_path!r}" if stripped != text_or_path else f"no such file: {text_or_path}", hint=hint)
     return parse(text_or_path, "<inline>")
+
+
+def looks_like_path(text: str) -> bool:
+    """A path, not spec text: one word with a folder separator or a spec file's suffix.
+    Layers are separated by `;` or new lines, so inline text has those or spaces inside."""
+    word = text.strip()
+    if not word or re.search(r"[;\n]", word) or " " in word:
+        return False
+    return "/" in word or "\\" in word or word.lower().endswith(SPEC_SUFFIXES)
 
 
 def input_shape(text: str | None) -> tuple[int, ...] | None:
@@ -165,13 +194,22 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                      hint="`nnrun summary specs/mlp.net`, or `nnrun --help` for everything")
     if argv[0] in ("-h", "--help"):
         raise _Help(commands.format_help())
+    if argv[0] == "help":  # `nnrun help`, `nnrun help summary`
+        if len(argv) > 1 and argv[1] in COMMANDS:
+            commands.parse_args([argv[1], "--help"])
+        if len(argv) > 1 and argv[1] == "train":
+            raise _Help(train_parser().format_help())
+        raise _Help(commands.format_help())
     if argv[0] == "--version":
         from . import __version__
 
         raise _Help(f"nnrun {__version__}")
     if argv[0] in COMMANDS:
         return commands.parse_args(argv)
-    _reject_misspelt_command(argv[0], commands)
+    if argv[0] == "train":  # `nnrun train SPEC --data …` is `nnrun SPEC --data …`
+        argv = argv[1:]
+    else:
+        _reject_misspelt_command(argv[0], commands)
     args = train_parser().parse_args(argv)
     args.command = "train"
     return args
@@ -188,23 +226,23 @@ def _reject_misspelt_command(word: str, commands: argparse.ArgumentParser) -> No
 
 def train_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="nnrun",
+        prog="nnrun [train]",
         description="Train the network of SPEC on a data set, then evaluate it on the test split.",
         epilog=f"other commands: {', '.join(COMMANDS)} (nnrun COMMAND --help)",
     )
     _spec_argument(parser)
     parser.add_argument("--data", required=True, metavar="NAME|PATH", help="mnist, fashion-mnist, xor, xo, …, an IDX directory or an .npz")
     _data_dir_argument(parser)
-    parser.add_argument("--epochs", type=_positive_int, metavar="N", help="override the spec's `train epochs`")
+    parser.add_argument("--epochs", type=_positive_int, metavar="N", help="override the spec's `train epochs` (with --resume: the total, epochs already done included)")
     parser.add_argument("--batch", type=_positive_int, metavar="N", help="override the spec's `train batch`")
-    parser.add_argument("--lr", type=float, metavar="X", help="override the optimizer's learning rate")
+    parser.add_argument("--lr", type=_positive_number, metavar="X", help="override the optimizer's learning rate")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), help="override the spec's optimizer")
-    parser.add_argument("--seed", type=int, metavar="N", help="random seed (weights, shuffling, dropout)")
+    parser.add_argument("--seed", type=_seed, metavar="N", help="random seed (weights, shuffling, dropout); with --resume, the checkpoint's")
     _device_argument(parser)
     parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for the compiled kernels")
     parser.add_argument("--save", metavar="FILE", help="save the trained model (.npz)")
     parser.add_argument("--report", metavar="FILE.json", help="write the run as JSON")
-    parser.add_argument("--resume", metavar="FILE", help="continue training a saved model")
+    parser.add_argument("--resume", metavar="FILE", help="continue training a model saved with --save, from its next epoch")
     _input_argument(parser)
     return parser
 
@@ -212,9 +250,12 @@ def train_parser() -> argparse.ArgumentParser:
 def command_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nnrun",
-        description="A neural-network teaching engine.  `nnrun SPEC --data NAME` trains "
-        "(see `nnrun SPEC --help`); the commands below do the rest.",
+        description="A neural-network teaching engine.  `nnrun SPEC --data NAME` (or `nnrun train "
+        "SPEC --data NAME`) trains (see `nnrun train --help`); the commands below do the rest.",
+        epilog="nnrun --version prints the version; nnrun help COMMAND (or nnrun COMMAND --help) explains a command. "
+        "Exit status: 0 success, 1 run-time failure, 2 bad spec, data or arguments, 130 interrupted.",
     )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     summary = commands.add_parser("summary", help="shapes, parameters and MACs of a spec (the calculator)")
@@ -229,10 +270,10 @@ def command_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a saved model on a data set's test split")
     evaluate.add_argument("model", metavar="MODEL", help="a model saved with --save")
-    evaluate.add_argument("--data", required=True, metavar="NAME|PATH")
+    evaluate.add_argument("--data", required=True, metavar="NAME|PATH", help="the data set whose test split to use: a name, an IDX directory or an .npz")
     _data_dir_argument(evaluate)
     _device_argument(evaluate)
-    evaluate.add_argument("--batch", type=_positive_int, metavar="N")
+    evaluate.add_argument("--batch", type=_positive_int, metavar="N", help="samples per forward pass (memory only; the result is the same)")
 
     predict = commands.add_parser("predict", help="classify one input with a saved model")
     predict.add_argument("model", metavar="MODEL", help="a model saved with --save")
@@ -244,15 +285,15 @@ def command_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", metavar="list|fetch", required=True)
     _data_dir_argument(data_commands.add_parser("list", help="list the data sets and where they are"))
     fetch = data_commands.add_parser("fetch", help="download a data set into the cache")
-    fetch.add_argument("name", metavar="NAME")
+    fetch.add_argument("name", metavar="NAME", help="a data set name from `nnrun data list`, e.g. mnist")
     _data_dir_argument(fetch)
 
     generate = commands.add_parser("generate", help="sample text from a saved sequence model")
-    generate.add_argument("model", metavar="MODEL")
-    generate.add_argument("--prompt", required=True, metavar="TEXT")
-    generate.add_argument("--length", required=True, type=_positive_int, metavar="N")
-    generate.add_argument("--temperature", type=float, metavar="T")
-    generate.add_argument("--seed", type=int, metavar="N")
+    generate.add_argument("model", metavar="MODEL", help="a text model saved with --save (trained on --data text:FILE)")
+    generate.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue; only characters the model saw")
+    generate.add_argument("--length", required=True, type=_positive_int, metavar="N", help="how many characters to add")
+    generate.add_argument("--temperature", type=float, metavar="T", help="1 (default): the model's probabilities; lower: closer to the most likely character")
+    generate.add_argument("--seed", type=_seed, metavar="N", help="random seed for the sampling (the same seed repeats the text)")
     return parser
 
 
@@ -272,11 +313,32 @@ def _device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, help="where to run (default: cpu)")
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _seed(text: str) -> int:
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number, like 0.01")
     return value

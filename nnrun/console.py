@@ -8,9 +8,18 @@ from __future__ import annotations
 from rich.console import Console
 
 
+class _PipeConsole(Console):
+    """A console whose reader may go away (``nnrun … | head -3``): rich would exit with
+    status 1, a failure; this one stops printing and lets `cli.main` end with 141."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # print nothing more, not even while the live view closes
+        raise BrokenPipeError
+
+
 def make_consoles() -> tuple[Console, Console]:
     """(out, err) on the real stdout and stderr."""
-    return Console(), Console(stderr=True)
+    return _PipeConsole(), _PipeConsole(stderr=True)
 
 
 def say(console: Console, text: str, style: str | None = None) -> None:
