@@ -11,6 +11,7 @@ import json
 import math
 import os
 import signal
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,11 +25,13 @@ from dsl.spec import Model, OptimizerSpec, Spec
 from dsl.shapes import format_shape as shape_text
 
 from .cli import input_shape as parse_input_shape, load_spec
-from .console import fatal
-from .model_io import ModelFileError, SavedModel, atomic_write, load_model, save_model
+from .console import fatal, say
+from .model_io import ModelFileError, SavedModel, atomic_write, load_model, output_problem, save_model
 from .views import (
     TrainingView,
     confusion_matrix,
+    number,
+    plural,
     render_confusion,
     render_filters,
     render_header,
@@ -37,6 +40,9 @@ from .views import (
 
 INTERRUPTED = 130
 PROGRESS_SECONDS = 0.1  # the progress bar is updated at most this often during an epoch
+# A diverging network overflows float32; the loop's finiteness check reports that once,
+# in words, so NumPy's own warnings (with a source line) are kept off the terminal.
+QUIET_FLOATS = dict(over="ignore", invalid="ignore", divide="ignore")
 
 
 class RunError(Exception):
@@ -100,11 +106,21 @@ def set_threads(threads: int | None) -> None:
     use_threads(threads)
 
 
-def check_fit(model: Model, data) -> None:
-    """The spec's input and output must fit the data set, before any training."""
+def check_fit(model: Model, data, command: str = "train", trained_on: str | None = None) -> None:
+    """The network's input and output must fit the data set, before any training
+    (``command="train"``: the hint says how to change the spec) or evaluation of a saved
+    model (``command="eval"``: the model is fixed, so the hint is about the data)."""
     if tuple(model.input_shape) != tuple(data.input_shape):
-        hint = f"write `input {'x'.join(map(str, data.input_shape))}` or leave the input line out"
         kind = data.name.partition(":")[0]
+        if command == "eval":  # a saved model cannot be changed: the data must fit it
+            raise RunError(
+                f"the model takes {shape_text(model.input_shape)} samples but {data.name} samples are "
+                f"{shape_text(data.input_shape)}",
+                f"the model was trained on {shape_text(model.input_shape)} data"
+                + (f" ({trained_on})" if trained_on else "")
+                + " and must be evaluated on data of that shape",
+            )
+        hint = f"write `input {'x'.join(map(str, data.input_shape))}` or leave the input line out"
         if len(model.input_shape) == 2 and kind in ("sine", "adding") and model.input_shape[1:] == tuple(data.input_shape[1:]):
             hint += f", or make the sequences {model.input_shape[0]} steps long: --data {kind}:{model.input_shape[0]}"
         raise RunError(
@@ -169,9 +185,52 @@ def metric_name(task: str) -> str:
     return "accuracy" if task in ("classification", "binary") else "mbe"
 
 
+def check_outputs(args) -> None:
+    """--save and --report must be writable before training starts, not after it ends."""
+    for flag in ("save", "report"):
+        path = getattr(args, flag, None)
+        if path:
+            problem = output_problem(path)
+            if problem:
+                raise RunError(f"--{flag} {path}: {problem}", "give a file in an existing folder you can write to")
+
+
+def write_failure(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
 def write_report(path: str | None, report: dict) -> None:
-    if path:
+    if not path:
+        return
+    try:
         atomic_write(path, lambda file: file.write(json.dumps(report, indent=2).encode()))
+    except OSError as error:
+        raise RunError(f"could not write the report {path}: {write_failure(error)}", status=1) from None
+
+
+def rescue_path(path: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"nnrun-rescued-{os.getpid()}-{Path(path).name or 'model.npz'}"
+
+
+def save_or_rescue(path: str, model_file: SavedModel, kept: str = "") -> None:
+    """Save the model; when that fails, save it in the temporary folder and say where.
+    ``kept`` tells what ``path`` still holds (an earlier checkpoint), if anything."""
+    try:
+        save_model(path, model_file)
+        return
+    except OSError as error:
+        reason = write_failure(error)
+    rescue = rescue_path(path)
+    try:
+        save_model(rescue, model_file)
+        where = f"the model was saved to {rescue} instead"
+    except OSError:
+        where = "the model could not be saved anywhere"
+    raise RunError(
+        f"could not write {path}: {reason}; {where}{kept}",
+        "free some space or choose another --save file",
+        status=1,
+    )
 
 
 # ------------------------------------------------------------------ train
@@ -189,7 +248,9 @@ class Settings:
     optimizer: OptimizerSpec
 
 
-def settings_from(spec: Spec, args) -> Settings:
+def settings_from(spec: Spec, args, checkpoint_seed: int | None = None) -> Settings:
+    """Flags override the spec; with --resume the checkpoint's seed is the default, so that
+    the validation split and the shuffling continue as they began."""
     train = spec.train
     optimizer = spec.optimizer
     if getattr(args, "optimizer", None) and args.optimizer != optimizer.name:
@@ -205,7 +266,9 @@ def settings_from(spec: Spec, args) -> Settings:
         raise RunError(f"--epochs must be at least 1, not {epochs}")
     if batch < 1:
         raise RunError(f"--batch must be at least 1, not {batch}")
-    seed = args.seed if getattr(args, "seed", None) is not None else train.seed
+    seed = args.seed if getattr(args, "seed", None) is not None else checkpoint_seed
+    if seed is None:
+        seed = train.seed
     if seed is None:
         seed = int.from_bytes(os.urandom(3), "little")
     return Settings(epochs, batch, train.validation, train.patience, seed, optimizer)
@@ -254,7 +317,9 @@ def train(args, out: Console, err: Console) -> int:
     from .datasets import labels_for_loss, load_dataset
 
     spec = load_spec(args.spec)
-    settings = settings_from(spec, args)
+    check_outputs(args)
+    checkpoint = load_model(args.resume) if getattr(args, "resume", None) else None
+    settings = settings_from(spec, args, checkpoint.meta.get("seed") if checkpoint else None)
     set_threads(getattr(args, "threads", None))
 
     data = load_dataset(args.data, data_dir=getattr(args, "data_dir", None), seed=settings.seed)
@@ -265,6 +330,10 @@ def train(args, out: Console, err: Console) -> int:
     check_fit(model, data)
 
     x_train, y_train, x_val, y_val = split_validation(data, settings.validation, settings.seed)
+    if settings.batch > len(x_train):
+        say(err, f"warning: batch {settings.batch} is larger than the {len(x_train):,} training samples: "
+                 f"using batches of {len(x_train):,} (1 iteration per epoch)", style="yellow")
+        settings.batch = len(x_train)
     units = model.output_shape[-1]
     y_train = labels_for_loss(y_train, model.loss, data.num_classes, units=units)
     y_val = None if y_val is None else labels_for_loss(y_val, model.loss, data.num_classes, units=units)
@@ -274,8 +343,8 @@ def train(args, out: Console, err: Console) -> int:
     network = make_network(model, device, settings.seed, settings.optimizer)
     history: list[dict] = []
     first_epoch = 1
-    if getattr(args, "resume", None):
-        first_epoch, history = resume(args.resume, model, network)
+    if checkpoint is not None:
+        first_epoch, history = resume(args.resume, checkpoint, model, network)
         if first_epoch > settings.epochs:
             raise RunError(
                 f"{args.resume} has already been trained for {first_epoch - 1} epochs",
@@ -287,6 +356,14 @@ def train(args, out: Console, err: Console) -> int:
     optimizer_text = f"{optimizer.name} lr {optimizer.lr:g}" + (
         f" momentum {optimizer.momentum:g}" if optimizer.name == "sgd" and optimizer.momentum else ""
     )
+    seed_text = f"{settings.seed} (repeat this run with --seed {settings.seed})"
+    if checkpoint is not None and getattr(args, "seed", None) is None and checkpoint.meta.get("seed") is not None:
+        seed_text = f"{settings.seed} (the checkpoint's: the same validation split and shuffling)"
+    resuming = [] if checkpoint is None else [(
+        "resume",
+        f"resuming from epoch {first_epoch} of {settings.epochs} ({args.resume}); "
+        f"--epochs counts all epochs, the {plural(first_epoch - 1, 'epoch')} done included",
+    )]
     render_header(
         out,
         [
@@ -295,9 +372,10 @@ def train(args, out: Console, err: Console) -> int:
             ("samples", f"{len(x_train):,} train · {0 if x_val is None else len(x_val):,} validation · {len(data.x_test):,} test"),
             ("input", f"{shape_text(model.input_shape)} → {shape_text(model.output_shape)}"),
             ("parameters", f"{model.total_params:,}"),
-            ("training", f"loss {model.loss} · {optimizer_text} · {settings.epochs} epochs"),
-            ("iterations", f"{len(x_train):,} / batch {settings.batch} → {batches:,} iterations per epoch"),
-            ("seed", f"{settings.seed} (repeat this run with --seed {settings.seed})"),
+            ("training", f"loss {model.loss} · {optimizer_text} · {plural(settings.epochs, 'epoch')}"),
+            *resuming,
+            ("iterations", f"{len(x_train):,} / batch {settings.batch} → {plural(batches, 'iteration')} per epoch"),
+            ("seed", seed_text),
             ("device", network.device if hasattr(network, "device") else device),
         ],
     )
@@ -358,10 +436,11 @@ def train(args, out: Console, err: Console) -> int:
     test = evaluate_and_show(network, data, data.x_test, y_test, out)
     show_first_filters(network, model, out)
     report["test"] = test
+    if save_path:  # the model first: a report that cannot be written must not cost the model
+        kept = f"; {save_path} still holds the checkpoint of epoch {len(history)}" if history else ""
+        save_or_rescue(save_path, saved(spec, network, {**meta, "epochs_done": len(history), "history": history, "test": test}), kept)
+        out.print(f"saved the model to {save_path}", markup=False)
     write_report(getattr(args, "report", None), report)
-    if save_path:
-        save_model(save_path, saved(spec, network, {**meta, "epochs_done": len(history), "history": history, "test": test}))
-        out.print(f"saved the model to {save_path}")
     return 0
 
 
@@ -382,8 +461,7 @@ def saved(spec: Spec, network, meta: dict, with_optimizer: bool = False) -> Save
     )
 
 
-def resume(path: str, model: Model, network) -> tuple[int, list[dict]]:
-    checkpoint = load_model(path)
+def resume(path: str, checkpoint: SavedModel, model: Model, network) -> tuple[int, list[dict]]:
     try:
         other = dsl.resolve(dsl.parse(checkpoint.spec_text, path), tuple(checkpoint.meta.get("input_shape") or ()) or None)
     except dsl.SpecError:
@@ -417,7 +495,7 @@ def load_weights_checked(network, saved_model: SavedModel, path: str) -> None:
 def compile_kernels(model: Model, device: str, settings: Settings, x, y, out: Console) -> None:
     """Run one tiny step on a throw-away copy of the network so that the timed epochs
     exclude compilation (kernels are cached on disk: only the first run compiles)."""
-    with out.status("compiling kernels (first run only)…", spinner="dots"):
+    with out.status("compiling kernels (first run only)…", spinner="dots"), np.errstate(**QUIET_FLOATS):
         scratch = make_network(model, device, settings.seed, settings.optimizer)
         scratch.train_step(x, y)
         scratch.evaluate(x, y, batch=len(x))
@@ -445,7 +523,7 @@ def train_loop(network, model, settings, x_train, y_train, x_val, y_val, history
             best, waited = record[monitored], 0
         else:
             waited += 1
-    with StopRequest() as stop_request, view.live():
+    with StopRequest() as stop_request, view.live(), np.errstate(**QUIET_FLOATS):
         for epoch in range(first_epoch, settings.epochs + 1):
             order = np.random.default_rng([settings.seed, epoch]).permutation(samples)
             view.start_epoch(f"{epoch}/{settings.epochs}", batches)
@@ -483,7 +561,8 @@ def train_loop(network, model, settings, x_train, y_train, x_val, y_val, history
             history.append(record)
             view.end_epoch(record)
             if save_path:
-                save_model(save_path, saved(spec, network, {**meta, "epochs_done": epoch, "history": history}, with_optimizer=True))
+                kept = f"; {save_path} still holds the checkpoint of epoch {epoch - 1}" if epoch > 1 else ""
+                save_or_rescue(save_path, saved(spec, network, {**meta, "epochs_done": epoch, "history": history}, with_optimizer=True), kept)
             if settings.patience is not None:
                 if record[monitored] < best:
                     best, waited = record[monitored], 0
@@ -498,12 +577,14 @@ def train_loop(network, model, settings, x_train, y_train, x_val, y_val, history
 
 def evaluate_and_show(network, data, x, y, out: Console) -> dict:
     metric = metric_name(network.task)
-    result = network.evaluate(x, y, batch=1000)
+    with np.errstate(**QUIET_FLOATS):
+        result = network.evaluate(x, y, batch=1000)
     test = {"loss": float(result["loss"]), metric: float(result[metric])}
-    value = f"{test[metric]:.2%}" if metric == "accuracy" else f"{test[metric]:.4f}"
-    out.print(f"[bold]test[/]  loss {test['loss']:.4f}  {metric} {value}  ({len(x):,} samples)")
+    value = f"{test[metric]:.2%}" if metric == "accuracy" else number(test[metric])
+    out.print(f"[bold]test[/]  loss {number(test['loss'])}  {metric} {value}  ({plural(len(x), 'sample')})")
     if network.task in ("classification", "binary") and data.num_classes <= 20:
-        probabilities = network.predict(x, batch=1000)
+        with np.errstate(**QUIET_FLOATS):
+            probabilities = network.predict(x, batch=1000)
         predicted = predicted_classes(probabilities)
         matrix = confusion_matrix(np.asarray(data.y_test).reshape(len(x), -1)[:, 0].round(), predicted, data.num_classes)
         names = list(data.class_names) if data.class_names else [str(i) for i in range(data.num_classes)]
@@ -538,7 +619,7 @@ def evaluate(args, out: Console, err: Console) -> int:
 
     saved_model, model, network = open_model(args.model, getattr(args, "device", None))
     data = load_dataset(args.data, data_dir=getattr(args, "data_dir", None))
-    check_fit(model, data)
+    check_fit(model, data, "eval", trained_on=saved_model.meta.get("data"))
     y_test = labels_for_loss(data.y_test, model.loss, data.num_classes, units=model.output_shape[-1])
     out.print(f"{args.model}: {data.name} test split")
     evaluate_and_show(network, data, data.x_test, y_test, out)
@@ -546,16 +627,25 @@ def evaluate(args, out: Console, err: Console) -> int:
 
 
 def read_input(path: str) -> np.ndarray:
+    """INPUT of `predict`: an .npy array, or an IDX images file (plain or .gz)."""
     if not os.path.exists(path):
         raise RunError(f"no input file at {path}", "give an .npy array or an IDX images file")
+    if os.path.isdir(path):
+        raise RunError(f"{path} is a folder, not an input file", "give an .npy array or an IDX images file")
     if path.endswith(".npy"):
         try:
             return np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
             raise RunError(f"{path} is not a readable .npy array ({error})") from None
-    from .datasets import read_idx
+    from .datasets import DataError, read_idx
 
-    return read_idx(path)
+    try:
+        return read_idx(path)
+    except (DataError, ValueError, OSError, EOFError):
+        raise RunError(
+            f"INPUT {path} is neither an .npy array nor an IDX images file",
+            "save the samples with numpy.save('input.npy', array), or give an IDX file such as t10k-images-idx3-ubyte",
+        ) from None
 
 
 def as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: str) -> np.ndarray:
@@ -564,6 +654,13 @@ def as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: str) -> np.n
     elif not np.issubdtype(array.dtype, np.number):
         raise RunError(f"{path} holds {array.dtype} values, not numbers")
     array = array.astype(np.float32)
+    if array.size == 0:
+        raise RunError(f"{path} holds no samples (an array of shape {shape_text(array.shape)})",
+                       f"give one sample of {shape_text(tuple(input_shape))} or a batch of N×{shape_text(tuple(input_shape))}, N ≥ 1")
+    if not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise RunError(f"{path} holds {plural(bad, 'value')} that are not finite numbers (NaN or infinity)",
+                       "replace them (numpy.nan_to_num) or leave those samples out")
     shape = tuple(input_shape)
     if array.shape == shape:
         return array[None]
@@ -586,7 +683,8 @@ def predict(args, out: Console, err: Console) -> int:
 
     saved_model, model, network = open_model(args.model, getattr(args, "device", None))
     batch = as_batch(read_input(args.input), model.input_shape, args.input)
-    outputs = network.predict(batch, batch=1000)
+    with np.errstate(**QUIET_FLOATS):
+        outputs = network.predict(batch, batch=1000)
     names = saved_model.meta.get("class_names") or []
     top = max(1, int(getattr(args, "top", None) or 3))
     table = Table(title=f"{args.model} on {args.input}")
@@ -606,7 +704,7 @@ def predict(args, out: Console, err: Console) -> int:
     else:
         table.add_column("output")
         for row, values in enumerate(outputs[:1000]):
-            table.add_row(str(row), " ".join(f"{v:.4f}" for v in np.ravel(values)))
+            table.add_row(str(row), " ".join(number(float(v)) for v in np.ravel(values)))
     out.print(table)
     if len(outputs) > 1000:
         out.print(f"(showing 1,000 of {len(outputs):,} samples)")
@@ -676,8 +774,16 @@ def generate(args, out: Console, err: Console) -> int:
     steps = model.input_shape[0]
     rng = np.random.default_rng(args.seed)
     text = args.prompt
-    for _ in range(args.length):
-        probabilities = network.predict(one_hot_text(text, vocabulary, steps)[None], batch=1)[0]
-        text += vocabulary[sample(probabilities, temperature, rng)]
-    out.print(Text(args.prompt, style="bold") + Text(text[len(args.prompt):]), soft_wrap=True)
+    # Each character is shown as soon as it is drawn; Ctrl-C keeps what is on screen.
+    out.print(Text(args.prompt, style="bold"), end="", soft_wrap=True)
+    try:
+        for _ in range(args.length):
+            probabilities = network.predict(one_hot_text(text, vocabulary, steps)[None], batch=1)[0]
+            character = vocabulary[sample(probabilities, temperature, rng)]
+            text += character
+            out.print(Text(character), end="", soft_wrap=True)
+    except KeyboardInterrupt:
+        out.print()
+        return INTERRUPTED
+    out.print()
     return 0

@@ -3,6 +3,7 @@ gradient table and its JSON, `nnrun generate`, and the errors of bad sequence da
 from __future__ import annotations
 
 import json
+from io import StringIO
 
 import numpy as np
 import pytest
@@ -181,3 +182,46 @@ def test_generate_with_a_model_that_is_not_a_text_model(tmp_path):
 def test_generate_without_a_model_file(tmp_path):
     status, out, err = run_cli("generate", tmp_path / "missing.npz", "--prompt", "a", "--length", "5")
     assert_clean_failure(status, out, err)
+
+
+class RecordingFile(StringIO):
+    """Counts the writes that reach the terminal, so a test sees text arrive piece by piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_generate_streams_the_characters(text_model):
+    from rich.console import Console
+
+    from nnrun.cli import main
+
+    out = Console(file=RecordingFile(), width=100, color_system=None)
+    err = Console(file=StringIO(), width=100, color_system=None)
+    status = main(["generate", str(text_model), "--prompt", "the ", "--length", "20", "--seed", "1"], out=out, err=err)
+    assert status == 0
+    assert out.file.writes >= 20  # one write per character, not one at the end
+    assert len(out.file.getvalue().rstrip("\n")) == len("the ") + 20
+
+
+def test_generate_keeps_the_text_on_ctrl_c(text_model, monkeypatch):
+    from nnrun import run
+
+    real_sample, calls = run.sample, []
+
+    def interrupted_on_the_fourth(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_sample(*args)
+
+    monkeypatch.setattr(run, "sample", interrupted_on_the_fourth)
+    status, out, err = generate(text_model, "--length", "50", "--seed", "1")
+    assert status == 130
+    assert out.endswith("\n") and len(out.rstrip("\n")) == len("the ") + 3
+    assert "Traceback" not in out + err
