@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from dsl.shapes import format_shape as shape_text
+from nnrun.console import fatal, say
 from nnrun.data import NAMED, DataError
 from nnrun.data.fetch import verify
 from nnrun.data.idx import find_idx_files
@@ -107,9 +108,8 @@ def fetch_data(args: Namespace, out: Console, err: Console) -> int:
         with out.status(f"checking the SHA-256 of {name}'s files…"):
             verify(name, list(files.values()))
     except DataError as exc:
-        err.print(exc.render(), markup=False, highlight=False)
-        return 2
-    out.print(f"{name}: {directory} (4 files, SHA-256 verified)", markup=False, highlight=False)
+        return fatal(err, exc.message, hint=exc.hint)
+    say(out, f"{name}: {directory} (4 files, SHA-256 verified)")
     return 0
 
 
