@@ -119,7 +119,7 @@ def check_command(args: argparse.Namespace, out: Console, err: Console) -> int:
     shape = input_shape(args.input)
     if spec.input_shape is None and shape is None:
         say(out, f"OK {spec.filename}: {len(spec.layers)} layers parsed; shapes not checked "
-                 "(no input shape: add `input …` or pass --input 28x28x1)")
+                 "(no input shape: add an `input` line or pass --input, e.g. --input 28x28x1)")
         return 0
     model = resolve(spec, shape)
     say(out, f"OK {spec.filename}: {len(model.layers)} layers, {model.total_params:,} parameters")

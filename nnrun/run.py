@@ -452,12 +452,14 @@ def show_first_filters(network, model: Model, out: Console) -> None:
             return
 
 
-def saved(spec: Spec, network, meta: dict, with_optimizer: bool = False) -> SavedModel:
+def saved(spec: Spec, network, meta: dict) -> SavedModel:
+    """The model as a file holds it; the optimizer state comes along so that --resume
+    continues exactly, from a checkpoint or from a finished run."""
     return SavedModel(
         spec_text=spec.source,
         weights=network.weights(),
         meta=meta,
-        optimizer_state=network.optimizer_state() if with_optimizer else {},
+        optimizer_state=network.optimizer_state(),
     )
 
 
@@ -562,7 +564,7 @@ def train_loop(network, model, settings, x_train, y_train, x_val, y_val, history
             view.end_epoch(record)
             if save_path:
                 kept = f"; {save_path} still holds the checkpoint of epoch {epoch - 1}" if epoch > 1 else ""
-                save_or_rescue(save_path, saved(spec, network, {**meta, "epochs_done": epoch, "history": history}, with_optimizer=True), kept)
+                save_or_rescue(save_path, saved(spec, network, {**meta, "epochs_done": epoch, "history": history}), kept)
             if settings.patience is not None:
                 if record[monitored] < best:
                     best, waited = record[monitored], 0

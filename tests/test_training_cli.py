@@ -95,6 +95,7 @@ def test_save_eval_predict_round_trip(capsys, tmp_path):
     saved = load_model(model)
     assert "dense 8 tanh" in saved.spec_text
     assert saved.meta["epochs_done"] == 40
+    assert saved.optimizer_state  # a finished run can be resumed exactly, like a checkpoint
     assert set(saved.weights) == {"dense_1/kernel", "dense_1/bias", "dense_2/kernel", "dense_2/bias"}
 
     status, out, err = run(capsys, "eval", model, "--data", "xor")
