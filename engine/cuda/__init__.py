@@ -19,9 +19,7 @@ Tests run the kernels without a GPU under Numba's simulator
 """
 from __future__ import annotations
 
-
 import numpy as np
-
 
 
 def require():
