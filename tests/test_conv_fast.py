@@ -1,6 +1,7 @@
-"""The convolution's two Numba paths — im2col + BLAS (``fast=True``, the default) and
-the readable per-sample loops (``fast=False``) — each against the plain-NumPy
-reference and central differences, on the cases of test_conv.py and on random shapes."""
+"""The convolution's Numba paths — im2col + BLAS (``fast=True``, the default), its direct
+kernel for few input channels (``fast=True``, C ≤ 4) and the readable per-sample loops
+(``fast=False``) — each against the plain-NumPy reference and central differences, on
+the cases of test_conv.py and on random shapes."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,12 +10,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from engine.gradcheck import check_layer_grads
-from engine.layers.conv import Conv, conv_backward_reference, conv_forward_reference
+from engine.layers.conv import DIRECT_MAX_CHANNELS, Conv, conv_backward_reference, conv_forward_reference
 from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, to_3d
 from tests.test_conv import CASES, IDS, conv_info, random_input
 
-PATHS = pytest.mark.parametrize("fast", [True, False], ids=["fast", "readable"])
+# (fast, direct): the cases of test_conv.py all have C ≤ 4, so fast=True goes the direct way unless told not to
+PATHS = pytest.mark.parametrize("fast, direct", [(True, True), (True, False), (False, True)],
+                                ids=["direct", "im2col", "readable"])
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -48,8 +51,9 @@ def check_against_reference(layer, x, seed=3, tolerance=1e-5):
 
 
 @PATHS
-def test_each_path_equals_the_reference_in_float32(info, fast):
+def test_each_path_equals_the_reference_in_float32(info, fast, direct):
     layer = Conv(info, np.random.default_rng(0), fast=fast)
+    layer.direct = direct
     layer.params["bias"][:] = np.random.default_rng(2).standard_normal(info.output_shape[-1])
     check_against_reference(layer, random_input(info, batch=3))
 
@@ -63,10 +67,97 @@ def test_the_readable_path_by_central_differences(info):
 
 
 def test_the_fast_path_is_the_default():
-    layer = Conv(conv_info((6, 6, 2), 3, (3,)), np.random.default_rng(0))
+    layer = Conv(conv_info((6, 6, DIRECT_MAX_CHANNELS + 1), 3, (3,)), np.random.default_rng(0))
     assert layer.fast
     layer.forward(random_input(layer.info), training=True)
     assert layer._cols is not None  # the im2col rows of that batch, for the backward products
+
+
+def test_few_input_channels_take_the_direct_path():
+    layer = Conv(conv_info((6, 6, DIRECT_MAX_CHANNELS), 3, (3,)), np.random.default_rng(0))
+    layer.forward(random_input(layer.info), training=True)
+    assert layer._cols is None  # no im2col copy
+    layer.direct = False
+    layer.forward(random_input(layer.info), training=True)
+    assert layer._cols is not None
+
+
+# ------------------------------------------------------- the direct path (C ≤ 4)
+
+DIRECT_CASES = [  # input shape, filters, kernel, stride, padding
+    ((9, 1), 3, (3,), (1,), "valid"),  # 1-D
+    ((11, 3), 2, (4,), (2,), "same"),  # 1-D, even kernel, stride 2
+    ((12, 2), 5, (5,), (3,), (2,)),  # 1-D, stride 3, explicit padding
+    ((28, 28, 1), 6, (5,), (1,), "same"),  # LeNet-5's first convolution
+    ((28, 28, 1), 4, (5,), (1,), "same"),  # the three-conv network's first
+    ((14, 14, 4), 8, (5,), (2,), "same"),  # and its second: stride 2, C = 4
+    ((7, 6, 1), 4, (2,), (2,), "same"),  # even kernel, stride 2, asymmetric padding
+    ((6, 5, 2), 3, (3,), (2, 1), (1,)),  # explicit pad 1, stride per axis
+    ((6, 7, 3), 2, (3, 2), (1,), "valid"),  # rectangular kernel, C = 3
+    ((5, 5, 4), 1, (5,), (1,), "valid"),  # the kernel as big as the image: one output
+    ((4, 5, 4, 2), 2, (2, 3, 2), (1,), "valid"),  # 3-D
+    ((5, 4, 6, 1), 3, (3,), (2,), "same"),  # 3-D, stride 2, same
+    ((3, 4, 3, 4), 2, (2,), (1,), (1,)),  # 3-D, explicit pad 1, C = 4
+]
+DIRECT_IDS = [f"{len(c[0]) - 1}d-c{c[0][-1]}-k{'x'.join(map(str, c[2]))}-s{'x'.join(map(str, c[3]))}-{c[4]}"
+              for c in DIRECT_CASES]
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
+def test_the_direct_path_equals_the_reference_in_float32(case):
+    input_shape, filters, kernel, stride, padding = case
+    info = conv_info(input_shape, filters, kernel, stride, padding)
+    layer = Conv(info, np.random.default_rng(0))
+    layer.params["bias"][:] = np.random.default_rng(2).standard_normal(filters)
+    check_against_reference(layer, random_input(info, batch=5), tolerance=1e-4)
+    assert layer._cols is None  # it did go the direct way
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES[::2], ids=DIRECT_IDS[::2])
+def test_the_direct_path_by_central_differences(case):
+    input_shape, filters, kernel, stride, padding = case
+    info = conv_info(input_shape, filters, kernel, stride, padding)
+    layer = Conv(info, np.random.default_rng(0))
+    layer.params["bias"][:] = 0.1
+    assert set(check_layer_grads(layer, random_input(info, batch=2, dtype=np.float64), rtol=1e-6, atol=1e-8)) == {
+        "x", "kernel", "bias"}
+    assert layer._cols is None
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_the_direct_path_applies_a_fused_activation(activation):
+    info = conv_info((28, 28, 1), 6, (5,), (1,), "same")
+    x = random_input(info, batch=4)
+    dy = np.random.default_rng(5).standard_normal((4, *info.output_shape)).astype(np.float32)
+    results = []
+    for direct in (True, False):
+        layer = Conv(info, np.random.default_rng(0))
+        layer.params["bias"][:] = np.random.default_rng(2).standard_normal(6) * 0.1
+        layer.direct = direct
+        layer.fuse_activation(activation)
+        y = layer.forward(x, training=True)
+        results.append((y, layer.backward(dy), layer.grads["kernel"], layer.grads["bias"]))
+        assert (layer._cols is None) == direct
+    y = results[0][0]
+    assert activation != "relu" or y.min() == 0.0
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_the_direct_path_skips_the_input_gradient_and_follows_the_batch_size():
+    info = conv_info((9, 8, 2), 3, (3,), (2,), "same")
+    layer = Conv(info, np.random.default_rng(0))
+    layer.input_grad = False
+    for batch in (5, 1, 5):
+        x = random_input(info, batch=batch, seed=batch)
+        y = layer.forward(x, training=True)
+        dy = np.random.default_rng(batch).standard_normal(y.shape).astype(np.float32)
+        assert layer.backward(dy) is None
+        y_ref, _, dkernel_ref, dbias_ref = reference_pass(layer, x, dy)
+        np.testing.assert_allclose(y, y_ref.reshape(y.shape), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["kernel"], dkernel_ref.reshape(layer.params["kernel"].shape),
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(layer.grads["bias"], dbias_ref, rtol=1e-4, atol=1e-4)
 
 
 def test_both_paths_agree_on_a_course_sized_layer_and_skip_the_input_gradient():
@@ -91,6 +182,7 @@ def test_both_paths_agree_on_a_course_sized_layer_and_skip_the_input_gradient():
 def test_the_work_arrays_follow_the_batch_size():
     info = conv_info((7, 6, 2), 3, (3,), (2,), "same")
     layer = Conv(info, np.random.default_rng(0))
+    layer.direct = False  # the im2col path's work arrays
     for batch in (4, 1, 4):  # a smaller last batch, then full ones again
         check_against_reference(layer, random_input(info, batch=batch, seed=batch))
 
@@ -135,11 +227,13 @@ def test_col2im_is_the_adjoint_of_im2col(problem, seed):
 
 
 @settings(max_examples=20, deadline=None)
-@given(conv_problems(), st.integers(0, 2**31 - 1))
-def test_the_fast_layer_equals_the_reference_on_random_shapes(problem, seed):
+@given(conv_problems(), st.integers(0, 2**31 - 1), st.booleans())
+def test_the_fast_layer_equals_the_reference_on_random_shapes(problem, seed, direct):
+    # channels 1..4: both the direct kernel and, with direct=False, im2col + BLAS
     sizes, kernel, stride, padding, channels, filters, batch = problem
     window_or_skip(sizes, kernel, stride, padding)
     info = conv_info((*sizes, channels), filters, kernel, stride, padding)
     layer = Conv(info, np.random.default_rng(seed), fast=True)
+    layer.direct = direct
     layer.params["bias"][:] = np.random.default_rng(seed + 1).standard_normal(filters)
     check_against_reference(layer, random_input(info, batch=batch, seed=seed), seed=seed + 2, tolerance=1e-4)

@@ -26,8 +26,11 @@ the float type: float32 in training, float64 in the gradient checks.
 Two ways to compute it, chosen per layer (``Conv(…, fast=…)``, default `FAST`):
 the loops above (``fast=False``, the readable path), and the same sums as three
 matrix products around an im2col copy (`engine.layers.im2col`, ``fast=True``):
-BLAS runs them many times faster than any loop a student could read.  Both are
-tested against the plain-NumPy reference below.
+BLAS runs them many times faster than any loop a student could read.  On the fast
+path a layer of at most `DIRECT_MAX_CHANNELS` input channels (a first convolution on
+images) runs `direct_conv` instead, vectorised over the output positions: there im2col's
+copy and a product only F columns wide cost more than the sums.  All are tested
+against the plain-NumPy reference below.
 
 The kernel layout is Keras's: ``(*K, C_in, F)``, e.g. ``(KH, KW, C_in, F)``.
 The statement's activation (``conv 32 3x3 relu``) is not applied here: the
@@ -45,7 +48,7 @@ from engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_bias_ba
 from engine.layers.base import Layer
 from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
-from engine.threads import matmul
+from engine.threads import matmul, over_batch, threads
 
 # ----------------------------------------------------------------- Numba kernels
 #
@@ -183,6 +186,120 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
         dbias[f] = total
 
 
+# ------------------------------------------ the direct path: few input channels (C ≤ 4)
+#
+# With one to four input channels and a handful of filters (a first convolution on
+# images: 1 → 4 or 6), im2col copies K·C numbers per position for a product only
+# F columns wide, which BLAS runs poorly.  The direct kernels compute the same sums
+# one sample at a time, vectorised over the output positions instead of over the
+# filters.  Each sample is first copied, zero-padded, into planes split by stride
+# phase: with S = (SD, SH, SW),
+#
+#     xq[c, pd, ph, pw][dq, hq, wq] = x[dq·SD + pd − PD, hq·SH + ph − PH, wq·SW + pw − PW, c]   (0 outside x)
+#
+# so that the input cell o·S − P + m of output position o, for a kernel cell m, is
+# xq[c, m mod S][o + m // S].  Flattened, each plane is (DQ·HQ·WQ,) and the positions o
+# are flat indices i = (od·HQ + oh)·WQ + ow: kernel cell m reads the plane from offset
+# ((m_d // SD)·HQ + m_h // SH)·WQ + m_w // SW on — one contiguous run of L numbers for all the
+# sample's positions (plus a few in the gaps between rows, computed and thrown away).
+# Each range of samples runs on its own thread (`over_batch`).
+
+
+@njit(cache=True, nogil=True)
+def _phase_planes(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq):
+    """Write ``xq (C·SD·SH·SW, DQ, HQ, WQ)``: the sample ``x (D, H, W, C)`` zero-padded and split by stride phase."""
+    depth, height, width, channels = x.shape
+    _, plane_d, plane_h, plane_w = xq.shape
+    p = 0
+    for c in range(channels):
+        for phase_d in range(stride_d):
+            for phase_h in range(stride_h):
+                for phase_w in range(stride_w):
+                    plane = xq[p]
+                    for dq in range(plane_d):
+                        d = dq * stride_d + phase_d - pad_d
+                        for hq in range(plane_h):
+                            h = hq * stride_h + phase_h - pad_h
+                            row = plane[dq, hq]
+                            inside = 0 <= d < depth and 0 <= h < height
+                            for wq in range(plane_w):
+                                w = wq * stride_w + phase_w - pad_w
+                                row[wq] = x[d, h, w, c] if inside and 0 <= w < width else 0.0
+                    p += 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y,
+                dy, partial_kernel, partial_bias):
+    """Samples ``start:stop`` of ``x (B, D, H, W, C)`` and ``kernel (KD, KH, KW, C, F)``.
+
+    ``forward``: write ``y (B, OD, OH, OW, F)`` = the convolution plus ``bias (F,)``.
+    Otherwise: *add* the samples' ∂L/∂kernel to ``partial_kernel[part]`` and ∂L/∂bias to
+    ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y (``y`` is not used).
+
+    Per sample, with z[f, i] the outputs at the flat positions i (see above):
+    forward  z[f, :] = bias[f] + Σ_(m, c) kernel[m, c, f] · plane(m, c)[offset(m) : offset(m) + L]
+    backward ∂L/∂kernel[m, c, f] += plane(m, c)[offset(m) : offset(m) + L] · g[f, :], with g = ∂L/∂y
+             at the positions and zero in the gaps."""
+    _, depth, height, width, channels = x.shape
+    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
+    _, out_d, out_h, out_w, _ = dy.shape
+    plane_d = out_d - 1 + (kernel_d + stride_d - 1) // stride_d
+    plane_h = out_h - 1 + (kernel_h + stride_h - 1) // stride_h
+    plane_w = out_w - 1 + (kernel_w + stride_w - 1) // stride_w
+    size = ((out_d - 1) * plane_h + out_h - 1) * plane_w + out_w  # L: the last position's i, plus one
+    xq = np.empty((channels * stride_d * stride_h * stride_w, plane_d, plane_h, plane_w), dtype=x.dtype)
+    flat = xq.reshape((xq.shape[0], plane_d * plane_h * plane_w))
+    z = np.zeros((filters, size), dtype=dy.dtype)  # backward: the gaps stay zero
+    dkernel, dbias = partial_kernel[part], partial_bias[part]
+    for b in range(start, stop):
+        _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq)
+        if forward:
+            for f in range(filters):
+                z_f = z[f]
+                for i in range(size):
+                    z_f[i] = bias[f]
+        else:
+            for od in range(out_d):
+                for oh in range(out_h):
+                    i = (od * plane_h + oh) * plane_w
+                    for ow in range(out_w):
+                        grad_out = dy[b, od, oh, ow]
+                        for f in range(filters):
+                            z[f, i + ow] = grad_out[f]
+                            dbias[f] += grad_out[f]
+        for m_d in range(kernel_d):
+            for m_h in range(kernel_h):
+                for m_w in range(kernel_w):
+                    offset = ((m_d // stride_d) * plane_h + m_h // stride_h) * plane_w + m_w // stride_w
+                    phase = ((m_d % stride_d) * stride_h + m_h % stride_h) * stride_w + m_w % stride_w
+                    for c in range(channels):
+                        pixels = flat[c * stride_d * stride_h * stride_w + phase, offset:offset + size]  # (L,)
+                        if forward:
+                            weights = kernel[m_d, m_h, m_w, c]  # (F,)
+                            for f in range(filters):
+                                weight = weights[f]
+                                z_f = z[f]
+                                for i in range(size):
+                                    z_f[i] += pixels[i] * weight
+                        else:
+                            grad_weights = dkernel[m_d, m_h, m_w, c]  # (F,)
+                            for f in range(filters):
+                                z_f = z[f]
+                                total = dy.dtype.type(0.0)
+                                for i in range(size):
+                                    total += pixels[i] * z_f[i]
+                                grad_weights[f] += total
+        if forward:
+            for od in range(out_d):
+                for oh in range(out_h):
+                    i = (od * plane_h + oh) * plane_w
+                    for ow in range(out_w):
+                        out = y[b, od, oh, ow]
+                        for f in range(filters):
+                            out[f] = z[f, i + ow]
+
+
 # ------------------------------------------------- plain-NumPy reference (test oracle)
 
 
@@ -217,6 +334,9 @@ def conv_backward_reference(x, kernel, dy, stride, pad_before, pad_after):
 
 #: Default for new layers: True, im2col + BLAS products; False, the per-sample loops above.
 FAST = True
+#: On the fast path, convolutions of at most this many input channels run the direct
+#: kernels (`direct_conv`) instead of im2col + BLAS.
+DIRECT_MAX_CHANNELS = 4
 
 
 class Conv(Layer):
@@ -237,6 +357,8 @@ class Conv(Layer):
     #: The activation step after this layer, when the network lets the layer run it itself
     #: (cpu backend, as for dense: `fuse_activation`); None: the output is the plain sum.
     activation: str | None = None
+    #: Fast path only: False keeps im2col + BLAS even for few input channels (see `_direct`).
+    direct = True
 
     def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False,
                  fast: bool | None = None) -> None:
@@ -289,6 +411,12 @@ class Conv(Layer):
         bias = self.params["bias"].astype(x5.dtype, copy=False)
         if self.reference:
             y = conv_forward_reference(x5, self._kernel, bias, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
+        elif self._direct(x5):
+            self._cols = None
+            y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=np.result_type(x5, self._kernel))
+            unused = np.empty((x5.shape[0], 1), dtype=y.dtype)  # no gradients: the parts' sums, one per sample
+            over_batch(direct_conv, x5.shape[0], x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, True, y, y,
+                       unused.reshape((-1, 1, 1, 1, 1, 1)), unused)
         elif self.fast:
             y = self._forward_products(x5, bias)
         else:
@@ -320,6 +448,8 @@ class Conv(Layer):
         if self.reference:
             dx, dkernel, dbias = conv_backward_reference(x5, self._kernel, dy5, w.stride_3d, w.pad_before_3d,
                                                          w.pad_after_3d)
+        elif self._direct(x5):
+            dx, dkernel, dbias = self._backward_direct(dy5)
         elif self.fast:
             dx, dkernel, dbias = self._backward_products(dy5)
         else:
@@ -342,6 +472,10 @@ class Conv(Layer):
         return dx.reshape((dx.shape[0], *self.info.input_shape))
 
     # ---------------------------------------------- the fast path: im2col + three BLAS products
+
+    def _direct(self, x5: np.ndarray) -> bool:
+        """Whether this input goes the direct way (few input channels) rather than im2col + BLAS."""
+        return self.fast and self.direct and x5.shape[-1] <= DIRECT_MAX_CHANNELS
 
     def _work_array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A scratch array kept by the layer and reused while the batch size stays the same."""
@@ -369,14 +503,32 @@ class Conv(Layer):
         dy2 = dy5.reshape(-1, self.filters)  # (B·O, F)
         dweights = matmul(self._cols.reshape(-1, rows + 1).T, dy2)  # (K·C + 1, F)
         dkernel, dbias = dweights[:rows], dweights[rows]
+        return self._input_gradient(dy5), dkernel, dbias
+
+    def _backward_direct(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(dx, dkernel, dbias)`` of the direct path: the weight gradients summed per range of
+        samples (`direct_conv`), then the ranges' partials in a fixed order."""
+        w, x5 = self.window, self._x
+        parts = min(threads(), x5.shape[0])
+        partial_kernel = np.zeros((parts, *self._kernel.shape), dtype=dy5.dtype)
+        partial_bias = np.zeros((parts, self.filters), dtype=dy5.dtype)
+        kernel = self._kernel.astype(dy5.dtype, copy=False)
+        over_batch(direct_conv, x5.shape[0], x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, dy5,
+                   dy5, partial_kernel, partial_bias)
+        return self._input_gradient(dy5), partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
+
+    def _input_gradient(self, dy5: np.ndarray) -> np.ndarray | None:
+        """∂L/∂x = col2im(∂L/∂y · kernelᵀ); None when the layer skips it."""
         if not self.input_grad:
-            return None, dkernel, dbias
+            return None
+        w = self.window
+        rows = self._kernel.size // self.filters
         dtype = np.result_type(dy5, self._kernel)
         dcols = self._work_array("dcols", (*dy5.shape[:4], rows), dtype)
-        matmul(dy2, self._kernel.reshape(rows, self.filters).T, out=dcols.reshape(-1, rows))
+        matmul(dy5.reshape(-1, self.filters), self._kernel.reshape(rows, self.filters).T, out=dcols.reshape(-1, rows))
         dx = np.empty(self._x.shape, dtype=dtype)
         col2im(dcols, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
-        return dx, dkernel, dbias
+        return dx
 
     def penalty(self) -> float:
         kernel = self.params["kernel"]
