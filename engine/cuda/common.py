@@ -21,6 +21,17 @@ THREADS = 8 if SIMULATED else 256  # threads per block (a power of 2: `block_sum
 MAX_BLOCKS = 1 if SIMULATED else 4096
 
 
+@cuda.jit(device=True)
+def volume_cell(i, depth, height, width, channels):
+    """The flat index ``i`` of a ``(B, D, H, W, C)`` array as ``(b, d, h, w, c)``."""
+    c = i % channels
+    w = (i // channels) % width
+    h = (i // (channels * width)) % height
+    d = (i // (channels * width * height)) % depth
+    b = i // (channels * width * height * depth)
+    return b, d, h, w, c
+
+
 def grid(count: int) -> tuple[int, int]:
     """(blocks, threads) for a grid-stride kernel over ``count`` items."""
     return max(1, min(MAX_BLOCKS, math.ceil(count / THREADS))), THREADS

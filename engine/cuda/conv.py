@@ -25,7 +25,7 @@ from numba import cuda, float32
 from engine.layers import conv as cpu
 from engine.layers.padding import as_volume
 
-from .common import column_sums, empty, grid, to_device
+from .common import column_sums, empty, grid, to_device, volume_cell
 from .dense import Regularized
 from .matmul import matmul
 
@@ -59,11 +59,7 @@ def col2im_kernel(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, strid
     # dx[b, d, h, w, c] = Σ over the windows o containing the cell, at m = (d, h, w) − o·S + P, of dcols[(b, o), (m, c)]
     _, depth, height, width, channels = dx.shape
     for i in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        c = i % channels
-        w = (i // channels) % width
-        h = (i // (channels * width)) % height
-        d = (i // (channels * width * height)) % depth
-        b = i // (channels * width * height * depth)
+        b, d, h, w, c = volume_cell(i, depth, height, width, channels)
         total = float32(0.0)
         for m_d in range(kernel_d):
             at_d = d + pad_d - m_d  # = od·S when the cell is kernel cell m_d of window od

@@ -16,7 +16,7 @@ from numba import cuda, float32
 from engine.layers import pool as cpu
 from engine.layers.padding import as_volume
 
-from .common import empty, grid
+from .common import empty, grid, volume_cell
 
 MAX, AVG = 0, 1
 
@@ -34,11 +34,7 @@ def pool_forward_kernel(x, mode, kernel_d, kernel_h, kernel_w, stride_d, stride_
     _, depth, height, width, channels = x.shape
     _, out_d, out_h, out_w, _ = y.shape
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        c = i % channels
-        ow = (i // channels) % out_w
-        oh = (i // (channels * out_w)) % out_h
-        od = (i // (channels * out_w * out_h)) % out_d
-        b = i // (channels * out_w * out_h * out_d)
+        b, od, oh, ow, c = volume_cell(i, out_d, out_h, out_w, channels)
         d0, d_lo, d_hi = window_range(od, stride_d, pad_d, kernel_d, depth)
         h0, h_lo, h_hi = window_range(oh, stride_h, pad_h, kernel_h, height)
         w0, w_lo, w_hi = window_range(ow, stride_w, pad_w, kernel_w, width)
@@ -73,11 +69,7 @@ def pool_backward_kernel(dy, argmax, mode, kernel_d, kernel_h, kernel_w, stride_
     _, depth, height, width, channels = dx.shape
     _, out_d, out_h, out_w, _ = dy.shape
     for i in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        c = i % channels
-        w = (i // channels) % width
-        h = (i // (channels * width)) % height
-        d = (i // (channels * width * height)) % depth
-        b = i // (channels * width * height * depth)
+        b, d, h, w, c = volume_cell(i, depth, height, width, channels)
         cell = (d * height + h) * width + w
         total = float32(0.0)
         od_lo, od_hi = windows_containing(d, stride_d, pad_d, kernel_d, out_d)
