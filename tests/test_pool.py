@@ -40,6 +40,7 @@ CASES = [
     ((5, 5, 1), "max", (3,), (2,), "same", False, (3, 3, 1)),  # 2-D, odd window, stride 2, same
     ((6, 5, 2), "avg", (3, 2), (1, 2), "valid", False, (4, 2, 2)),  # 2-D, per-axis window and stride
     ((5, 4, 2), "max", (2,), (2,), (1,), False, (3, 3, 2)),  # 2-D, explicit pad 1
+    ((7, 9, 2), "max", (3,), (2,), "valid", False, (3, 4, 2)),  # 2-D, overlapping windows, a column unused
     ((4, 4, 4, 2), "max", (2,), None, "valid", False, (2, 2, 2, 2)),  # 3-D
     ((3, 5, 4, 1), "avg", (2,), None, "same", False, (2, 3, 2, 1)),  # 3-D, same
     ((4, 5, 3), "max", None, None, "valid", True, (3,)),  # global, 2-D

@@ -23,7 +23,7 @@ Fused with the bias of the dense layer before them (the network does this on
 the cpu backend for relu, tanh, sigmoid and linear; see `engine.layers.dense`):
 
     forward:   y = act(z),  z = x·W + b, written over z in one pass
-    backward:  ∂L/∂z = ∂L/∂y · act'(z)  and  ∂L/∂b = Σ_batch ∂L/∂z, in one pass,
+    backward:  ∂L/∂z = ∂L/∂y · act'(z), then ∂L/∂b = Σ_batch ∂L/∂z,
                act'(z) read off the output y: relu [y > 0], tanh 1 − y², σ y·(1 − y)
 """
 from __future__ import annotations
@@ -145,20 +145,21 @@ def bias_activation_forward(z, bias, code):  # z (B, N) ← act(z + bias (N,)), 
 
 
 @njit(cache=True)
-def activation_bias_backward(y, dy, code, dz, dbias):  # y, dy, dz (B, N); dbias (N,) = Σ_rows dz
-    for i in range(y.shape[1]):
-        dbias[i] = 0.0
-    for r in range(y.shape[0]):
-        for i in range(y.shape[1]):
-            g = dy[r, i]
-            if code == 1:
-                g = g if y[r, i] > 0 else 0.0
-            elif code == 2:
-                g = g * (1.0 - y[r, i] * y[r, i])
-            elif code == 3:
-                g = g * y[r, i] * (1.0 - y[r, i])
-            dz[r, i] = g
-            dbias[i] += g
+def activation_backward(y, dy, code, dz):  # y, dy, dz flat (n,): ∂L/∂z = ∂L/∂y · act'(z), read off y
+    # One loop per activation, the choice made outside it: a branch inside the loop
+    # keeps LLVM from making it vector code (4 ns an element instead of 0.3 here).
+    if code == 1:
+        for i in range(y.size):
+            dz[i] = dy[i] if y[i] > 0 else 0.0
+    elif code == 2:
+        for i in range(y.size):
+            dz[i] = dy[i] * (1.0 - y[i] * y[i])
+    elif code == 3:
+        for i in range(y.size):
+            dz[i] = dy[i] * y[i] * (1.0 - y[i])
+    else:
+        for i in range(y.size):
+            dz[i] = dy[i]
 
 
 # ------------------------------------------- the fast path: NumPy's vector ufuncs (cpu)

@@ -44,7 +44,7 @@ from numba import njit, prange
 
 from dsl.spec import LayerInfo
 from engine.initializers import glorot_uniform, zeros
-from engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_bias_backward, activation_inplace
+from engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_backward, activation_inplace
 from engine.layers.base import Layer
 from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
@@ -441,8 +441,8 @@ class Conv(Layer):
                 dz = FUNCTIONS[self.activation][3](self._y, self._y, dy2, 0.0)
             else:
                 dz = self._work_array("dz", dy2.shape, dy2.dtype)
-                activation_bias_backward(self._y, dy2, FUSED_CODES[self.activation], dz,
-                                         np.empty(self.filters, dy2.dtype))
+                activation_backward(self._y.reshape(-1), dy2.reshape(-1), FUSED_CODES[self.activation],
+                                    dz.reshape(-1))
             dy5 = dz.reshape(dy5.shape)
 
         if self.reference:

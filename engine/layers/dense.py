@@ -38,7 +38,7 @@ from dsl.spec import LayerInfo
 
 from .. import initializers
 from ..threads import matmul
-from .activations import (FUNCTIONS, FUSED_CODES, VECTOR_FORMS, activation_bias_backward, activation_inplace,
+from .activations import (FUNCTIONS, FUSED_CODES, VECTOR_FORMS, activation_backward, activation_inplace,
                           bias_activation_forward)
 from .base import Layer
 
@@ -205,9 +205,10 @@ class Dense(Layer):
             dbias = np.empty_like(self.params["bias"])
             if self.activation is None:
                 bias_grad(dy2, dbias)
-            else:  # ∂L/∂z = ∂L/∂y · act'(z), and ∂L/∂b = Σ ∂L/∂z, in one pass
-                dz = np.empty_like(dy2)
-                activation_bias_backward(self.y, dy2, FUSED_CODES[self.activation], dz, dbias)
+            else:  # ∂L/∂z = ∂L/∂y · act'(z), then ∂L/∂b = Σ ∂L/∂z
+                dz = np.empty(dy2.shape, dtype=dy2.dtype)
+                activation_backward(self.y.reshape(-1), dy2.reshape(-1), FUSED_CODES[self.activation], dz.reshape(-1))
+                bias_grad(dz, dbias)
                 dy2 = dz
             dx = matmul(dy2, self.kernel_used.T) if self.input_grad else None  # (B, in), BLAS
             dkernel = matmul(self.x.T, dy2)  # (in, units), BLAS

@@ -238,6 +238,61 @@ def pool_forward_fast(x, is_max, kernel_d, kernel_h, kernel_w, stride_d, stride_
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def max_pool_forward_inside(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, y, argmax):
+    """`pool_forward_fast` for max pooling whose windows all lie inside x (no padding).
+
+    The same maxima and winners, with the loops turned so that the innermost one runs
+    over a whole output row (OW·C numbers) rather than one cell's C channels.  With
+    few channels (LeNet-5's 6) a loop over C is too short to become vector code, and
+    its scalar compare-and-select turns into a branch that random data mispredicts
+    half the time (3.5× slower on random numbers than on sorted ones).  So each input
+    line is first split by stride phase — columns w with w mod SW = p side by side —
+    after which kernel column m_w of every window in the row is one contiguous run
+    (phase m_w mod SW, from column m_w // SW on).  The cells are visited in the
+    readable order and the test is a strict >, so of equal maxima the first wins."""
+    batch, depth, height, width, channels = x.shape
+    _, out_d, out_h, out_w, _ = y.shape
+    x_flat, y_flat, argmax_flat = x.reshape(-1), y.reshape(-1), argmax.reshape(-1)
+    sample = depth * height * width * channels
+    row = out_w * channels
+    per_phase = (width + stride_w - 1) // stride_w * channels
+    split = np.empty((stride_w, per_phase), dtype=x.dtype)  # one input line, split by stride phase
+    where = np.empty((stride_w, per_phase), dtype=np.int32)  # those cells' flat indices in the sample
+    o = 0  # flat index of y[b, od, oh, 0, 0]
+    for b in range(batch):
+        for od in range(out_d):
+            for oh in range(out_h):
+                out = y_flat[o:o + row]  # (OW·C,)
+                best = argmax_flat[o:o + row]
+                first = True
+                for m_d in range(kernel_d):
+                    for m_h in range(kernel_h):
+                        line = ((od * stride_d + m_d) * height + oh * stride_h + m_h) * width * channels
+                        cells = x_flat[b * sample + line:b * sample + line + width * channels]  # (W·C,)
+                        for w in range(width):
+                            q = (w // stride_w) * channels
+                            phase_cells, phase_where = split[w % stride_w], where[w % stride_w]
+                            for c in range(channels):
+                                phase_cells[q + c] = cells[w * channels + c]
+                                phase_where[q + c] = line + w * channels + c
+                        for m_w in range(kernel_w):
+                            shift = (m_w // stride_w) * channels
+                            pixels = split[m_w % stride_w, shift:shift + row]  # kernel column m_w of every window
+                            index = where[m_w % stride_w, shift:shift + row]
+                            if first:
+                                for j in range(row):
+                                    out[j] = pixels[j]
+                                    best[j] = index[j]
+                            else:
+                                for j in range(row):
+                                    better = pixels[j] > out[j]
+                                    out[j] = pixels[j] if better else out[j]
+                                    best[j] = index[j] if better else best[j]
+                            first = False
+                o += row
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def max_pool_backward_fast(dy, argmax, dx):
     """``dy``, ``argmax (B, OD, OH, OW, C)`` → ``dx (B, D, H, W, C)``: each ∂L/∂y to its winner."""
     dx[...] = 0.0
@@ -360,7 +415,10 @@ class Pool(Layer):
         if self.fast:
             is_max = self.mode == "max"
             self._argmax = np.empty(y.shape if is_max else (0,) * 5, dtype=np.int32)
-            pool_forward_fast(x5, is_max, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y, self._argmax)
+            if is_max and not any(w.pad_before_3d) and not any(w.pad_after_3d):
+                max_pool_forward_inside(x5, *w.kernel_3d, *w.stride_3d, y, self._argmax)
+            else:
+                pool_forward_fast(x5, is_max, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y, self._argmax)
         elif self.mode == "max":
             self._argmax = np.empty(y.shape, dtype=np.int64)
             max_pool_forward(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y, self._argmax)
