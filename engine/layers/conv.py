@@ -228,6 +228,97 @@ def _phase_planes(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq):
                     p += 1
 
 
+@njit(cache=True, nogil=True)
+def plane_sizes(out_d, out_h, out_w, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w):
+    """``(DQ, HQ, WQ, L)``: the stride-phase planes' sizes and L, the number of flat
+    positions i = (od·HQ + oh)·WQ + ow from the first output to the last."""
+    plane_d = out_d - 1 + (kernel_d + stride_d - 1) // stride_d
+    plane_h = out_h - 1 + (kernel_h + stride_h - 1) // stride_h
+    plane_w = out_w - 1 + (kernel_w + stride_w - 1) // stride_w
+    return plane_d, plane_h, plane_w, ((out_d - 1) * plane_h + out_h - 1) * plane_w + out_w
+
+
+@njit(cache=True, nogil=True)
+def cell_runs(kernel_d, kernel_h, kernel_w, channels, stride_d, stride_h, stride_w, plane_h, plane_w):
+    """Per kernel cell k = (m, c) in the kernel's order: the plane it reads and the offset
+    of its run, ``(plane_of, offset_of)``."""
+    cells = kernel_d * kernel_h * kernel_w * channels
+    plane_of, offset_of = np.empty(cells, dtype=np.int64), np.empty(cells, dtype=np.int64)
+    k = 0
+    for m_d in range(kernel_d):
+        for m_h in range(kernel_h):
+            for m_w in range(kernel_w):
+                phase = ((m_d % stride_d) * stride_h + m_h % stride_h) * stride_w + m_w % stride_w
+                for c in range(channels):
+                    plane_of[k] = c * stride_d * stride_h * stride_w + phase
+                    offset_of[k] = ((m_d // stride_d) * plane_h + m_h // stride_h) * plane_w + m_w // stride_w
+                    k += 1
+    return plane_of, offset_of
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def add_cell_products(flat, plane_of, offset_of, weights, z):
+    """``z[f, :] += Σ_k weights[k, f] · run(k)``, run(k) = ``flat[plane_of[k], offset_of[k]:][:L]``.
+
+    The cells go four at a time: one pass over z[f] adds four products — a quarter of
+    the loads and stores of z for the same arithmetic (1.5–1.8× faster than one a pass)."""
+    cells, filters = weights.shape
+    size = z.shape[1]
+    k = 0
+    while k + 4 <= cells:
+        p0 = flat[plane_of[k], offset_of[k]:offset_of[k] + size]  # (L,)
+        p1 = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
+        p2 = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
+        p3 = flat[plane_of[k + 3], offset_of[k + 3]:offset_of[k + 3] + size]
+        for f in range(filters):
+            z_f = z[f]
+            w0, w1, w2, w3 = weights[k, f], weights[k + 1, f], weights[k + 2, f], weights[k + 3, f]
+            for i in range(size):
+                z_f[i] += p0[i] * w0 + p1[i] * w1 + p2[i] * w2 + p3[i] * w3
+        k += 4
+    for k in range(k, cells):  # the last one to three cells
+        pixels = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+        for f in range(filters):
+            z_f = z[f]
+            weight = weights[k, f]
+            for i in range(size):
+                z_f[i] += pixels[i] * weight
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def add_cell_gradients(flat, plane_of, offset_of, g, grads):
+    """``grads[k, f] += run(k) · g[f, :]`` (see `add_cell_products`), four cells a pass over g[f]."""
+    cells, filters = grads.shape
+    size = g.shape[1]
+    k = 0
+    while k + 4 <= cells:
+        p0 = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+        p1 = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
+        p2 = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
+        p3 = flat[plane_of[k + 3], offset_of[k + 3]:offset_of[k + 3] + size]
+        for f in range(filters):
+            g_f = g[f]
+            t0 = t1 = t2 = t3 = g.dtype.type(0.0)
+            for i in range(size):
+                t0 += p0[i] * g_f[i]
+                t1 += p1[i] * g_f[i]
+                t2 += p2[i] * g_f[i]
+                t3 += p3[i] * g_f[i]
+            grads[k, f] += t0
+            grads[k + 1, f] += t1
+            grads[k + 2, f] += t2
+            grads[k + 3, f] += t3
+        k += 4
+    for k in range(k, cells):
+        pixels = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+        for f in range(filters):
+            g_f = g[f]
+            total = g.dtype.type(0.0)
+            for i in range(size):
+                total += pixels[i] * g_f[i]
+            grads[k, f] += total
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y,
                 dy, partial_kernel, partial_bias):
@@ -241,33 +332,19 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
     kernel's cells (m, c) numbered k = 0 … K·C − 1 in the kernel's order:
     forward  z[f, :] = bias[f] + Σ_k kernel[k, f] · plane(k)[offset(k) : offset(k) + L]
     backward ∂L/∂kernel[k, f] += plane(k)[offset(k) : offset(k) + L] · g[f, :], with g = ∂L/∂y
-             at the positions and zero in the gaps.
-    The cells go four at a time: one pass over z[f] then adds four products (forward),
-    or one pass over g[f] makes four sums (backward) — a quarter of the loads and
-    stores of z for the same arithmetic, 1.5–1.7× faster than one cell a pass."""
-    _, depth, height, width, channels = x.shape
+             at the positions and zero in the gaps."""
+    channels = x.shape[4]
     kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
     _, out_d, out_h, out_w, _ = dy.shape
-    plane_d = out_d - 1 + (kernel_d + stride_d - 1) // stride_d
-    plane_h = out_h - 1 + (kernel_h + stride_h - 1) // stride_h
-    plane_w = out_w - 1 + (kernel_w + stride_w - 1) // stride_w
-    size = ((out_d - 1) * plane_h + out_h - 1) * plane_w + out_w  # L: the last position's i, plus one
+    plane_d, plane_h, plane_w, size = plane_sizes(out_d, out_h, out_w, kernel_d, kernel_h, kernel_w,
+                                                  stride_d, stride_h, stride_w)
     xq = np.empty((channels * stride_d * stride_h * stride_w, plane_d, plane_h, plane_w), dtype=x.dtype)
     flat = xq.reshape((xq.shape[0], plane_d * plane_h * plane_w))
     z = np.zeros((filters, size), dtype=dy.dtype)  # backward: the gaps stay zero
     cells = kernel_d * kernel_h * kernel_w * channels
-    weights = kernel.reshape((cells, filters))
-    grads, dbias = partial_kernel[part].reshape((cells, filters)), partial_bias[part]
-    plane_of, offset_of = np.empty(cells, dtype=np.int64), np.empty(cells, dtype=np.int64)  # cell k's run
-    k = 0
-    for m_d in range(kernel_d):
-        for m_h in range(kernel_h):
-            for m_w in range(kernel_w):
-                phase = ((m_d % stride_d) * stride_h + m_h % stride_h) * stride_w + m_w % stride_w
-                for c in range(channels):
-                    plane_of[k] = c * stride_d * stride_h * stride_w + phase
-                    offset_of[k] = ((m_d // stride_d) * plane_h + m_h // stride_h) * plane_w + m_w // stride_w
-                    k += 1
+    plane_of, offset_of = cell_runs(kernel_d, kernel_h, kernel_w, channels, stride_d, stride_h, stride_w,
+                                    plane_h, plane_w)
+    dbias = partial_bias[part]
     for b in range(start, stop):
         _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq)
         if forward:
@@ -275,6 +352,14 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
                 z_f = z[f]
                 for i in range(size):
                     z_f[i] = bias[f]
+            add_cell_products(flat, plane_of, offset_of, kernel.reshape((cells, filters)), z)
+            for od in range(out_d):
+                for oh in range(out_h):
+                    i = (od * plane_h + oh) * plane_w
+                    for ow in range(out_w):
+                        out = y[b, od, oh, ow]
+                        for f in range(filters):
+                            out[f] = z[f, i + ow]
         else:
             for od in range(out_d):
                 for oh in range(out_h):
@@ -284,54 +369,7 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
                         for f in range(filters):
                             z[f, i + ow] = grad_out[f]
                             dbias[f] += grad_out[f]
-        k = 0
-        while k < cells:
-            if k + 4 <= cells:  # four cells in one pass
-                p0 = flat[plane_of[k], offset_of[k]:offset_of[k] + size]  # (L,)
-                p1 = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
-                p2 = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
-                p3 = flat[plane_of[k + 3], offset_of[k + 3]:offset_of[k + 3] + size]
-                for f in range(filters):
-                    z_f = z[f]
-                    if forward:
-                        w0, w1, w2, w3 = weights[k, f], weights[k + 1, f], weights[k + 2, f], weights[k + 3, f]
-                        for i in range(size):
-                            z_f[i] += p0[i] * w0 + p1[i] * w1 + p2[i] * w2 + p3[i] * w3
-                    else:
-                        t0 = t1 = t2 = t3 = dy.dtype.type(0.0)
-                        for i in range(size):
-                            g = z_f[i]
-                            t0 += p0[i] * g
-                            t1 += p1[i] * g
-                            t2 += p2[i] * g
-                            t3 += p3[i] * g
-                        grads[k, f] += t0
-                        grads[k + 1, f] += t1
-                        grads[k + 2, f] += t2
-                        grads[k + 3, f] += t3
-                k += 4
-            else:  # the last one to three cells, one at a time
-                pixels = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
-                for f in range(filters):
-                    z_f = z[f]
-                    if forward:
-                        weight = weights[k, f]
-                        for i in range(size):
-                            z_f[i] += pixels[i] * weight
-                    else:
-                        total = dy.dtype.type(0.0)
-                        for i in range(size):
-                            total += pixels[i] * z_f[i]
-                        grads[k, f] += total
-                k += 1
-        if forward:
-            for od in range(out_d):
-                for oh in range(out_h):
-                    i = (od * plane_h + oh) * plane_w
-                    for ow in range(out_w):
-                        out = y[b, od, oh, ow]
-                        for f in range(filters):
-                            out[f] = z[f, i + ow]
+            add_cell_gradients(flat, plane_of, offset_of, z, partial_kernel[part].reshape((cells, filters)))
 
 
 # ------------------------------------------------- plain-NumPy reference (test oracle)
