@@ -1,5 +1,5 @@
 """The convolution's Numba paths — im2col + BLAS (``fast=True``, the default), its direct
-kernel for few input channels (``fast=True``, C ≤ 4) and the readable per-sample loops
+kernel for few input channels (``fast=True``, C ≤ 16) and the readable per-sample loops
 (``fast=False``) — each against the plain-NumPy reference and central differences, on
 the cases of test_conv.py and on random shapes."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, to_3d
 from tests.test_conv import CASES, IDS, conv_info, random_input
 
-# (fast, direct): the cases of test_conv.py all have C ≤ 4, so fast=True goes the direct way unless told not to
+# (fast, direct): the cases of test_conv.py all have C ≤ 16, so fast=True goes the direct way unless told not to
 PATHS = pytest.mark.parametrize("fast, direct", [(True, True), (True, False), (False, True)],
                                 ids=["direct", "im2col", "readable"])
 
@@ -82,7 +82,7 @@ def test_few_input_channels_take_the_direct_path():
     assert layer._cols is not None
 
 
-# ------------------------------------------------------- the direct path (C ≤ 4)
+# ------------------------------------------------------ the direct path (C ≤ 16)
 
 DIRECT_CASES = [  # input shape, filters, kernel, stride, padding
     ((9, 1), 3, (3,), (1,), "valid"),  # 1-D
@@ -97,6 +97,9 @@ DIRECT_CASES = [  # input shape, filters, kernel, stride, padding
     ((5, 5, 4), 1, (5,), (1,), "valid"),  # the kernel as big as the image: one output
     ((4, 5, 4, 2), 2, (2, 3, 2), (1,), "valid"),  # 3-D
     ((5, 4, 6, 1), 3, (3,), (2,), "same"),  # 3-D, stride 2, same
+    ((14, 14, 6), 16, (5,), (1,), "valid"),  # LeNet-5's second convolution, C = 6
+    ((7, 8, 16), 5, (3,), (2,), "same"),  # C = 16, the most the direct path takes, stride 2
+    ((4, 5, 4, 9), 3, (2,), (1,), (1,)),  # 3-D, C = 9, explicit padding
     ((3, 4, 3, 4), 2, (2,), (1,), (1,)),  # 3-D, explicit pad 1, C = 4
 ]
 DIRECT_IDS = [f"{len(c[0]) - 1}d-c{c[0][-1]}-k{'x'.join(map(str, c[2]))}-s{'x'.join(map(str, c[3]))}-{c[4]}"
@@ -197,7 +200,7 @@ def conv_problems(draw):
     kernel = tuple(draw(st.integers(1, 4)) for _ in range(rank))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
     padding = draw(st.sampled_from(["valid", "same", (0,), (1,), (2,)]))
-    channels, filters, batch = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    channels, filters, batch = draw(st.integers(1, 9)), draw(st.integers(1, 6)), draw(st.integers(1, 3))
     return sizes, kernel, stride, padding, channels, filters, batch
 
 
@@ -229,7 +232,7 @@ def test_col2im_is_the_adjoint_of_im2col(problem, seed):
 @settings(max_examples=20, deadline=None)
 @given(conv_problems(), st.integers(0, 2**31 - 1), st.booleans())
 def test_the_fast_layer_equals_the_reference_on_random_shapes(problem, seed, direct):
-    # channels 1..4: both the direct kernel and, with direct=False, im2col + BLAS
+    # channels 1..9: both the direct kernel and, with direct=False, im2col + BLAS
     sizes, kernel, stride, padding, channels, filters, batch = problem
     window_or_skip(sizes, kernel, stride, padding)
     info = conv_info((*sizes, channels), filters, kernel, stride, padding)

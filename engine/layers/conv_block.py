@@ -39,15 +39,13 @@ from engine.layers.padding import as_volume
 from engine.layers.pool import Pool
 from engine.threads import over_batch, threads
 
-#: The largest K·C (kernel cells × input channels) the block computes with loops; above, im2col + BLAS.
+#: The largest K·C (kernel cells × input channels) the block fuses; above, the three
+#: layers (a wider layer's ∂L/∂x is no longer a first layer's small job).  Measured,
+#: median training step: LeNet-5 (first block, 6 filters, batch 64) 9.5 ms as three
+#: layers, 7.3 ms fused; its second block (K·C = 150) fused was slower than unfused.
 MAX_WINDOW = 32
-#: The fewest filters worth fusing: the loops run in vector lanes over the filters, and
-#: with fewer than 16 they leave most lanes empty.  Measured on a quiet 2-core machine,
-#: one training step: LeNet-5's first block (6 filters, batch 64) 20.4 ms fused, 14.0 ms
-#: as three layers; the first CNN's (32 filters, batch 128) 13.1 ms fused, 17.0 ms not.
-MIN_FILTERS = 16
 
-# re-association lets LLVM keep the filter loop in vector lanes; no NaN/inf assumption.
+# re-association lets LLVM keep the sums in vector lanes; no NaN/inf assumption.
 FASTMATH = {"reassoc", "contract"}
 
 
@@ -164,7 +162,6 @@ def fusable(conv, activation, pool) -> bool:
     return (pool.mode == "max" and not pool.is_global and window.stride_3d == window.kernel_3d
             and window.pad_before_3d == (0, 0, 0) and window.pad_after_3d == (0, 0, 0)
             and conv.fast and not conv.reference and conv.regularization.dropconnect == 0.0
-            and conv.filters >= MIN_FILTERS
             and conv.params["kernel"].size // conv.filters <= MAX_WINDOW and len(window.output) <= 2
             and conv.info.output_shape == activation.info.input_shape == pool.info.input_shape)
 
