@@ -32,12 +32,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENT = dict(os.environ)  # as the user gave it, before `engine` adds its settings (engine.spin)
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
 import dsl  # noqa: E402
 from dsl.spec import OptimizerSpec  # noqa: E402
+from engine.spin import set_spin_environment  # noqa: E402
 
 NETWORKS = [
     # name, spec file, batch
@@ -268,7 +270,11 @@ class Worker:
 
     def __init__(self, engine: str, threads: int) -> None:
         command = [sys.executable, __file__, "--worker", engine, "--threads", str(threads)]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # nnrun's own environment (engine.spin: its thread pools spin briefly), set before
+        # the worker loads NumPy; PyTorch and the SGEMM peak run with the default one
+        environment = set_spin_environment(dict(ENVIRONMENT)) if engine == "nnrun" else dict(ENVIRONMENT)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env=environment)
 
     def ask(self, **order) -> dict:
         self.process.stdin.write(json.dumps(order) + "\n")

@@ -5,3 +5,6 @@ optimizers and the network that chains them.
 NumPy reference, Numba CPU, Numba CUDA) is chosen in one place:
 `engine.backend`.
 """
+from .spin import set_spin_environment
+
+set_spin_environment()  # before NumPy's OpenBLAS and numba's OpenMP load (see engine.spin)

@@ -100,6 +100,7 @@ DIRECT_CASES = [  # input shape, filters, kernel, stride, padding
     ((14, 14, 6), 16, (5,), (1,), "valid"),  # LeNet-5's second convolution, C = 6
     ((7, 8, 16), 5, (3,), (2,), "same"),  # C = 16, the most the direct path takes, stride 2
     ((4, 5, 4, 9), 3, (2,), (1,), (1,)),  # 3-D, C = 9, explicit padding
+    ((7, 8, 5), 2, (3,), (3,), "valid"),  # the last input row and column are read by no output: ∂L/∂x = 0 there
     ((3, 4, 3, 4), 2, (2,), (1,), (1,)),  # 3-D, explicit pad 1, C = 4
 ]
 DIRECT_IDS = [f"{len(c[0]) - 1}d-c{c[0][-1]}-k{'x'.join(map(str, c[2]))}-s{'x'.join(map(str, c[3]))}-{c[4]}"

@@ -1,6 +1,6 @@
 """The cpu fast path of dense layers: fused bias+activation, the skipped ∂L/∂x of a first
-layer, and `engine.threads.matmul` — each against the plain-NumPy reference and by
-central differences."""
+layer — each against the plain-NumPy reference and by central differences — and the
+thread policy of `engine.threads`."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -87,39 +87,31 @@ def test_a_first_layer_skips_the_input_gradient_only(activation):
         np.testing.assert_allclose(first.grads[name], full.grads[name], rtol=1e-6)
 
 
-@pytest.mark.parametrize("count", [1, 2, 3])
-@pytest.mark.parametrize("shape", [(3, 4, 5), (300, 200, 100), (1, 900, 700), (257, 64, 33)])
-def test_matmul_splits_rows_and_matches_numpy(shape, count):
-    rows, inner, cols = shape
-    rng = np.random.default_rng(5)
-    a = rng.standard_normal((rows, inner)).astype(np.float32)
-    b = rng.standard_normal((inner, cols)).astype(np.float32)
-    before = threads.threads()
-    try:
-        threads.use_threads(count)
-        expected = a.astype(np.float64) @ b
-        np.testing.assert_allclose(threads.matmul(a, b), expected, rtol=1e-4, atol=1e-3)
-        at = np.ascontiguousarray(a.T)  # a transposed view, as dense's backward passes x.T
-        np.testing.assert_allclose(threads.matmul(at.T, b), expected, rtol=1e-4, atol=1e-3)
-        out = np.full((rows, cols), np.nan, dtype=np.float32)
-        assert threads.matmul(a, b, out=out) is out
-        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
-    finally:
-        threads.use_threads(before)
-
-
-def test_use_threads_puts_blas_on_one_thread():
+@pytest.mark.parametrize("count", [1, 2])
+def test_use_threads_sets_both_pools(count):
     from threadpoolctl import threadpool_info
 
     import numba
 
     before = threads.threads()
     try:
-        assert threads.use_threads(1) == 1
-        assert numba.get_num_threads() == 1
+        assert threads.use_threads(count) == count
+        assert numba.get_num_threads() == min(count, numba.config.NUMBA_NUM_THREADS)
         blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
-        assert blas and all(info["num_threads"] == 1 for info in blas)
+        assert blas and all(1 <= info["num_threads"] <= count for info in blas)  # OpenBLAS caps it at the cores
+        if count == 1:
+            assert all(info["num_threads"] == 1 for info in blas)
+        assert threads.parts(64) == count and threads.parts(1) == 1  # ranges of a batch: never more than samples
         with pytest.raises(ValueError, match="at least 1"):
             threads.use_threads(0)
     finally:
         threads.use_threads(before)
+
+
+def test_the_spin_settings_fill_in_and_never_override():
+    from engine.spin import SETTINGS, set_spin_environment
+
+    assert set_spin_environment({}) == SETTINGS
+    mine = {"OPENBLAS_THREAD_TIMEOUT": "20"}
+    assert set_spin_environment(mine)["OPENBLAS_THREAD_TIMEOUT"] == "20"
+    assert mine["GOMP_SPINCOUNT"] == SETTINGS["GOMP_SPINCOUNT"]

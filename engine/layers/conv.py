@@ -46,9 +46,9 @@ from dsl.spec import LayerInfo
 from engine.initializers import glorot_uniform, zeros
 from engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_backward, activation_inplace
 from engine.layers.base import Layer
-from engine.layers.im2col import col2im_rows, im2col_rows
+from engine.layers.im2col import col2im_batch, im2col_batch
 from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
-from engine.threads import over_batch, threads
+from engine.threads import parts
 
 # ----------------------------------------------------------------- Numba kernels
 #
@@ -202,7 +202,7 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
 # are flat indices i = (od·HQ + oh)·WQ + ow: kernel cell m reads the plane from offset
 # ((m_d // SD)·HQ + m_h // SH)·WQ + m_w // SW on — one contiguous run of L numbers for all the
 # sample's positions (plus a few in the gaps between rows, computed and thrown away).
-# Each range of samples runs on its own thread (`over_batch`).
+# Each range of samples runs on its own thread (`direct_conv_batch`).
 
 
 @njit(cache=True, nogil=True)
@@ -231,8 +231,10 @@ def _phase_planes(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq):
 @njit(cache=True, nogil=True)
 def _from_phase_planes(xq, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, x):
     """Write the sample ``x (D, H, W, C)`` from planes laid out as `_phase_planes` writes them
-    (its adjoint: each cell of x is in exactly one plane; the padding cells are dropped)."""
+    (its adjoint: each cell of x is in at most one plane — cells past the planes' end, which
+    no output reads, get 0 — and the padding cells are dropped)."""
     depth, height, width, channels = x.shape
+    _, plane_d, plane_h, plane_w = xq.shape
     for c in range(channels):
         for d in range(depth):
             pd, dq = (d + pad_d) % stride_d, (d + pad_d) // stride_d
@@ -240,7 +242,10 @@ def _from_phase_planes(xq, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, x)
                 ph, hq = (h + pad_h) % stride_h, (h + pad_h) // stride_h
                 for w in range(width):
                     pw, wq = (w + pad_w) % stride_w, (w + pad_w) // stride_w
-                    x[d, h, w, c] = xq[((c * stride_d + pd) * stride_h + ph) * stride_w + pw, dq, hq, wq]
+                    if dq < plane_d and hq < plane_h and wq < plane_w:
+                        x[d, h, w, c] = xq[((c * stride_d + pd) * stride_h + ph) * stride_w + pw, dq, hq, wq]
+                    else:
+                        x[d, h, w, c] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -414,6 +419,16 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
                 _from_phase_planes(xq, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
 
 
+@njit(parallel=True, cache=True)
+def direct_conv_batch(parts, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y, dy,
+                      partial_kernel, partial_bias, input_grad, dx):
+    """`direct_conv` over the whole batch, cut into ``parts`` ranges run in parallel (`engine.threads`)."""
+    batch = x.shape[0]
+    for part in prange(parts):
+        direct_conv(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, bias, stride_d, stride_h,
+                    stride_w, pad_d, pad_h, pad_w, forward, y, dy, partial_kernel, partial_bias, input_grad, dx)
+
+
 # ------------------------------------------------- plain-NumPy reference (test oracle)
 
 
@@ -453,9 +468,6 @@ FAST = True
 #: (medians): LeNet-5's 6 → 16 layer 4.1 ms with im2col, 3.1 ms direct; the three-conv
 #: network's 8 → 12 (7×7 outputs: short runs) about the same either way.
 DIRECT_MAX_CHANNELS = 16
-#: Fast path: each thread fills and multiplies about this many bytes of im2col rows at a
-#: time, so that the product reads them from the core's own cache (512 KB of L2 here).
-CHUNK_BYTES = 192 * 1024
 
 
 class Conv(Layer):
@@ -501,7 +513,7 @@ class Conv(Layer):
         self._x = None  # the input of the last forward, as a volume (B, D, H, W, C)
         self._kernel = None  # the kernel it used, as (KD, KH, KW, C, F), DropConnect mask applied
         self._mask_scale = None  # DropConnect: mask / (1 − P) of the last training forward
-        self._cols = None  # fast path: the last forward's im2col rows (B·OD·OH·OW, K·C + 1)
+        self._cols = None  # fast path: the last forward's im2col rows (B, OD, OH, OW, K·C + 1)
         self._scratch: dict[str, np.ndarray] = {}  # fast path: work arrays kept from batch to batch
         self._y = None  # with a fused activation: the last output, (B·O, F)
 
@@ -533,10 +545,10 @@ class Conv(Layer):
         elif self._direct(x5):
             self._cols = None
             y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=np.result_type(x5, self._kernel))
-            parts = min(threads(), x5.shape[0])  # no gradients: the parts' sums are not written
-            unused_kernel = np.empty((parts, *self._kernel.shape), dtype=y.dtype)
-            over_batch(direct_conv, x5.shape[0], x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, True, y, y,
-                       unused_kernel, np.empty((parts, self.filters), dtype=y.dtype), False, x5)
+            ranges = parts(x5.shape[0])  # no gradients: the ranges' sums are not written
+            unused_kernel = np.empty((ranges, *self._kernel.shape), dtype=y.dtype)
+            direct_conv_batch(ranges, x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, True, y, y,
+                              unused_kernel, np.empty((ranges, self.filters), dtype=y.dtype), False, x5)
         elif self.fast:
             y = self._forward_products(x5, bias)
         else:
@@ -604,95 +616,50 @@ class Conv(Layer):
             array = self._scratch[name] = np.empty(shape, dtype=dtype)
         return array
 
-    def _chunk(self) -> int:
-        """How many im2col rows a thread fills and multiplies at a time (`CHUNK_BYTES`)."""
-        return max(1, CHUNK_BYTES // (4 * (self._kernel.size // self.filters + 1)))
-
     def _forward_products(self, x5: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        """y = cols · [kernel; bias], cols = im2col(x) with a column of ones (see `engine.layers.im2col`).
-
-        Each thread takes its own samples and goes through their rows a chunk at a
-        time: fill the chunk, multiply it while it is still in the core's cache."""
+        """y = cols · [kernel; bias], cols = im2col(x) with a column of ones (see `engine.layers.im2col`):
+        the copy on the kernels' threads, the product on BLAS's."""
         w = self.window
         rows = self._kernel.size // self.filters  # K·C
-        positions = int(np.prod(w.output_3d))
-        cols = self._work_array("cols", (x5.shape[0] * positions, rows + 1), x5.dtype)
+        cols = self._work_array("cols", (x5.shape[0], *w.output_3d, rows + 1), x5.dtype)
+        im2col_batch(parts(x5.shape[0]), x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, cols)
         weights = np.empty((rows + 1, self.filters), dtype=np.result_type(x5, self._kernel))
         weights[:rows] = self._kernel.reshape(rows, self.filters)
         weights[rows] = bias
-        y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=weights.dtype)
-        y2, chunk = y.reshape(-1, self.filters), self._chunk()
-
-        def fill_and_multiply(start: int, stop: int, part: int) -> None:
-            for first in range(start * positions, stop * positions, chunk):
-                last = min(first + chunk, stop * positions)
-                im2col_rows(x5, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, *w.output_3d, first, cols[first:last])
-                np.matmul(cols[first:last], weights, out=y2[first:last])
-
-        over_batch(fill_and_multiply, x5.shape[0])
         self._cols = cols
-        return y
+        return np.matmul(cols.reshape(-1, rows + 1), weights).reshape((x5.shape[0], *w.output_3d, self.filters))
 
     def _backward_products(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(dx, dkernel, dbias)``: [∂kernel; ∂bias] = colsᵀ·dy, dx = col2im(dy·kernelᵀ).
-
-        Each thread takes its own samples: their share of colsᵀ·dy (the shares are added
-        in a fixed order), then their ∂L/∂cols a chunk at a time, scattered back by
-        col2im while the chunk is in the core's cache."""
-        w, x5 = self.window, self._x
+        """``(dx, dkernel, dbias)``: [∂kernel; ∂bias] = colsᵀ·dy, dx = col2im(dy·kernelᵀ)."""
         rows = self._kernel.size // self.filters
-        positions = int(np.prod(w.output_3d))
-        dy2, cols, chunk = dy5.reshape(-1, self.filters), self._cols, self._chunk()
-        dtype = np.result_type(dy5, self._kernel)
-        partial = np.empty((min(threads(), x5.shape[0]), rows + 1, self.filters), dtype=dtype)
-        dx = np.empty(x5.shape, dtype=dtype) if self.input_grad else None
-
-        def multiply_and_scatter(start: int, stop: int, part: int) -> None:
-            lo, hi = start * positions, stop * positions
-            np.matmul(cols[lo:hi].T, dy2[lo:hi], out=partial[part])
-            if dx is not None:
-                self._scatter(dy2, start, stop, part, dx)
-
-        over_batch(multiply_and_scatter, x5.shape[0])
-        dweights = partial[0]
-        for share in partial[1:]:
-            dweights += share
-        return dx, dweights[:rows], dweights[rows]
-
-    def _scatter(self, dy2: np.ndarray, start: int, stop: int, part: int, dx: np.ndarray) -> None:
-        """``dx[start:stop]`` = ∂L/∂x of those samples: col2im(∂L/∂y · kernelᵀ), a chunk of rows
-        at a time (thread ``part``'s share, called inside `over_batch`)."""
-        w = self.window
-        rows = self._kernel.size // self.filters
-        positions, chunk = int(np.prod(w.output_3d)), self._chunk()
-        kernel_t = self._kernel.reshape(rows, self.filters).T.astype(dx.dtype, copy=False)  # (F, K·C)
-        dcols = self._work_array(f"dcols{part}", (chunk, rows), dx.dtype)
-        dx[start:stop] = 0.0
-        for first in range(start * positions, stop * positions, chunk):
-            last = min(first + chunk, stop * positions)
-            np.matmul(dy2[first:last], kernel_t, out=dcols[:last - first])
-            col2im_rows(dcols[:last - first], *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, *w.output_3d, first, dx)
+        dweights = np.matmul(self._cols.reshape(-1, rows + 1).T, dy5.reshape(-1, self.filters))  # (K·C + 1, F)
+        return self._input_gradient(dy5), dweights[:rows], dweights[rows]
 
     def _input_gradient(self, dy5: np.ndarray) -> np.ndarray | None:
-        """∂L/∂x = col2im(∂L/∂y · kernelᵀ), each thread over its own samples; None when the layer skips it."""
+        """∂L/∂x = col2im(∂L/∂y · kernelᵀ); None when the layer skips it."""
         if not self.input_grad:
             return None
-        dx = np.empty(self._x.shape, dtype=np.result_type(dy5, self._kernel))
-        dy2 = dy5.reshape(-1, self.filters)
-        over_batch(lambda start, stop, part: self._scatter(dy2, start, stop, part, dx), dx.shape[0])
+        w = self.window
+        rows = self._kernel.size // self.filters
+        dtype = np.result_type(dy5, self._kernel)
+        dcols = self._work_array("dcols", (*dy5.shape[:4], rows), dtype)
+        np.matmul(dy5.reshape(-1, self.filters), self._kernel.reshape(rows, self.filters).T,
+                  out=dcols.reshape(-1, rows))
+        dx = np.empty(self._x.shape, dtype=dtype)
+        col2im_batch(parts(dx.shape[0]), dcols, *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, dx)
         return dx
 
     def _backward_direct(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(dx, dkernel, dbias)`` of the direct path: the weight gradients summed per range of
         samples (`direct_conv`, which also writes ∂L/∂x), then the ranges' partials in a fixed order."""
         w, x5 = self.window, self._x
-        parts = min(threads(), x5.shape[0])
-        partial_kernel = np.zeros((parts, *self._kernel.shape), dtype=dy5.dtype)
-        partial_bias = np.zeros((parts, self.filters), dtype=dy5.dtype)
+        ranges = parts(x5.shape[0])
+        partial_kernel = np.zeros((ranges, *self._kernel.shape), dtype=dy5.dtype)
+        partial_bias = np.zeros((ranges, self.filters), dtype=dy5.dtype)
         kernel = self._kernel.astype(dy5.dtype, copy=False)
         dx = np.empty(x5.shape, dtype=dy5.dtype) if self.input_grad else dy5  # (dy5: not written)
-        over_batch(direct_conv, x5.shape[0], x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, dy5,
-                   dy5, partial_kernel, partial_bias, self.input_grad, dx)
+        direct_conv_batch(ranges, x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, dy5, dy5,
+                          partial_kernel, partial_bias, self.input_grad, dx)
         return dx if self.input_grad else None, partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
 
     def penalty(self) -> float:

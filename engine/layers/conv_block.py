@@ -31,13 +31,13 @@ never fuses; the tests compare the block with them.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from engine.layers.base import Layer
 from engine.layers.conv import Conv, _phase_planes, add_cell_gradients, add_cell_products, cell_runs, plane_sizes
 from engine.layers.padding import as_volume
 from engine.layers.pool import Pool
-from engine.threads import over_batch, threads
+from engine.threads import parts
 
 #: The largest K·C (kernel cells × input channels) the block fuses; above, the three
 #: layers (a wider layer's ∂L/∂x is no longer a first layer's small job).  Measured,
@@ -151,6 +151,26 @@ def block_backward(start, stop, part, x, kernel, dy, argmax, out_h, out_w, strid
         add_cell_gradients(flat, plane_of, offset_of, g, grads)
 
 
+@njit(parallel=True, cache=True)
+def block_forward_batch(parts, x, kernel, bias, stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, y, argmax):
+    """`block_forward` over the whole batch, in ``parts`` ranges run in parallel (`engine.threads`)."""
+    batch = x.shape[0]
+    for part in prange(parts):
+        block_forward(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, bias, stride_h, stride_w,
+                      pad_h, pad_w, pool_h, pool_w, y, argmax)
+
+
+@njit(parallel=True, cache=True)
+def block_backward_batch(parts, x, kernel, dy, argmax, out_h, out_w, stride_h, stride_w, pad_h, pad_w, pool_h,
+                         pool_w, input_grad, dz, partial_kernel, partial_bias):
+    """`block_backward` over the whole batch, in ``parts`` ranges run in parallel."""
+    batch = x.shape[0]
+    for part in prange(parts):
+        block_backward(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, dy, argmax, out_h, out_w,
+                       stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, input_grad, dz, partial_kernel,
+                       partial_bias)
+
+
 # ------------------------------------------------------------------------- the step
 
 
@@ -185,23 +205,22 @@ class ConvBlock(Layer):
         y = np.empty(shape, dtype=x5.dtype)
         self._argmax = np.empty(shape, dtype=np.int32)
         w = conv.window
-        over_batch(block_forward, x5.shape[0], x5, conv._kernel, bias, *w.stride_3d[1:], *w.pad_before_3d[1:],
-                   *self.pool.window.kernel_3d[1:], y, self._argmax)
+        block_forward_batch(parts(x5.shape[0]), x5, conv._kernel, bias, *w.stride_3d[1:], *w.pad_before_3d[1:],
+                            *self.pool.window.kernel_3d[1:], y, self._argmax)
         return y.reshape((x.shape[0], *self.info.output_shape))
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         conv, x5 = self.conv, self.conv._x
         dy4 = np.ascontiguousarray(dy).reshape(self._argmax.shape)
         kernel = conv._kernel.astype(dy4.dtype, copy=False)
-        parts = min(threads(), x5.shape[0])
-        partial_kernel = np.zeros((parts, *kernel.shape), dtype=dy4.dtype)
-        partial_bias = np.zeros((parts, conv.filters), dtype=dy4.dtype)
+        ranges = parts(x5.shape[0])
+        partial_kernel = np.zeros((ranges, *kernel.shape), dtype=dy4.dtype)
+        partial_bias = np.zeros((ranges, conv.filters), dtype=dy4.dtype)
         out = conv.window.output_3d  # the convolution's output (1, OH, OW)
         dz = np.empty((x5.shape[0], *out[1:], conv.filters) if conv.input_grad else (1,) * 4, dtype=dy4.dtype)
         w = conv.window
-        over_batch(block_backward, x5.shape[0], x5, kernel, dy4, self._argmax, *out[1:], *w.stride_3d[1:],
-                   *w.pad_before_3d[1:], *self.pool.window.kernel_3d[1:], conv.input_grad, dz, partial_kernel,
-                   partial_bias)
+        block_backward_batch(ranges, x5, kernel, dy4, self._argmax, *out[1:], *w.stride_3d[1:], *w.pad_before_3d[1:],
+                             *self.pool.window.kernel_3d[1:], conv.input_grad, dz, partial_kernel, partial_bias)
         params = conv.params
         dkernel = partial_kernel.sum(axis=0).reshape(params["kernel"].shape)
         dkernel += conv._penalty_gradient(params["kernel"])

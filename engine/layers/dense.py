@@ -13,9 +13,8 @@ Regularization (options ``l1 λ``, ``l2 λ``, ``dropconnect P``):
                  (a fresh mask per batch; inverted, so inference uses W unchanged);
                  ∂L/∂W = (xᵀ · ∂L/∂y) ⊙ M
 
-The matrix products go to NumPy's BLAS through `engine.threads.matmul` (rows
-split over the run's threads, see its policy): a product inside ``@njit``
-would call SciPy's second BLAS (see PERF.md).  The kernels below are the fused
+The matrix products go to NumPy's BLAS, on its own threads (`engine.threads`):
+a product inside ``@njit`` would call SciPy's second BLAS (see PERF.md).  The kernels below are the fused
 element-wise work around them.
 
 Two shortcuts of the cpu backend, both set by the network:
@@ -37,7 +36,6 @@ from numba import njit
 from dsl.spec import LayerInfo
 
 from .. import initializers
-from ..threads import matmul
 from .activations import (FUNCTIONS, FUSED_CODES, VECTOR_FORMS, activation_backward, activation_inplace,
                           bias_activation_forward)
 from .base import Layer
@@ -178,7 +176,7 @@ class Dense(Layer):
             if self.activation not in (None, "linear"):
                 y = FUNCTIONS[self.activation][2](y, 0.0)  # its plain-NumPy forward
         else:
-            y = matmul(x2, kernel)  # (B, units), BLAS
+            y = np.matmul(x2, kernel)  # (B, units), BLAS
             if self.activation is None:
                 add_bias(y, bias)
             elif self.activation in VECTOR_FORMS:  # numba's tanh/exp are scalar: NumPy's are vector code
@@ -210,8 +208,8 @@ class Dense(Layer):
                 activation_backward(self.y.reshape(-1), dy2.reshape(-1), FUSED_CODES[self.activation], dz.reshape(-1))
                 bias_grad(dz, dbias)
                 dy2 = dz
-            dx = matmul(dy2, self.kernel_used.T) if self.input_grad else None  # (B, in), BLAS
-            dkernel = matmul(self.x.T, dy2)  # (in, units), BLAS
+            dx = np.matmul(dy2, self.kernel_used.T) if self.input_grad else None  # (B, in), BLAS
+            dkernel = np.matmul(self.x.T, dy2)  # (in, units), BLAS
             if self.mask is not None:
                 multiply(dkernel, self.mask, dkernel)
             if self.l1 or self.l2:

@@ -16,15 +16,14 @@ layer is a matrix product:
 The three products go to NumPy's BLAS, which is far faster than any loop we
 could write when K·C is not tiny; the copies around them are the kernels below.
 They work on any run of consecutive rows (``first`` = the flat output position
-b·OD·OH·OW + … of the run's first row), so that a layer can fill, multiply and
-scatter a few hundred rows at a time while they are in the processor's cache,
-each thread over its own samples (`engine.layers.conv`).  Cells in the
+b·OD·OH·OW + … of the run's first row); `im2col_batch` and `col2im_batch` run them
+over the batch, each thread on its own samples.  Cells in the
 padding are zeros in ``cols`` and receive nothing in col2im.  The layout is the
 volume form of `engine.layers.padding`: ``x (B, D, H, W, C)``.
 """
 from __future__ import annotations
 
-from numba import njit
+from numba import njit, prange
 
 # The kernels are plain copies and sums: no re-association question, but "contract"
 # lets LLVM fuse the adds of col2im with nothing harmful.
@@ -125,16 +124,38 @@ def col2im_rows(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_
         b, od, oh, ow = next_position(b, od, oh, ow, out_d, out_h, out_w)
 
 
-def im2col(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, cols):
-    """Write ``cols (B, OD, OH, OW, K·C + 1)``: every output position's window, as rows."""
+@njit(parallel=True, cache=True)
+def im2col_batch(parts, x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, cols):
+    """Write ``cols (B, OD, OH, OW, K·C + 1)``: every output position's window, as rows, the
+    batch cut into ``parts`` ranges of samples copied in parallel (`engine.threads`)."""
     batch, out_d, out_h, out_w, row_size = cols.shape
-    im2col_rows(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                out_d, out_h, out_w, 0, cols.reshape(-1, row_size))
+    positions = out_d * out_h * out_w
+    rows = cols.reshape((batch * positions, row_size))
+    for part in prange(parts):
+        first, last = batch * part // parts * positions, batch * (part + 1) // parts * positions
+        im2col_rows(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                    out_d, out_h, out_w, first, rows[first:last])
+
+
+@njit(parallel=True, cache=True)
+def col2im_batch(parts, dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
+    """Write ``dx (B, D, H, W, C)``: the sum of what every row of ``dcols (B, OD, OH, OW, K·C)``
+    sends back, in ``parts`` ranges of samples (a range's rows reach only its own samples)."""
+    batch, out_d, out_h, out_w, row_size = dcols.shape
+    positions = out_d * out_h * out_w
+    rows = dcols.reshape((batch * positions, row_size))
+    for part in prange(parts):
+        start, stop = batch * part // parts, batch * (part + 1) // parts
+        dx[start:stop] = 0.0
+        col2im_rows(rows[start * positions:stop * positions], kernel_d, kernel_h, kernel_w, stride_d, stride_h,
+                    stride_w, pad_d, pad_h, pad_w, out_d, out_h, out_w, start * positions, dx)
+
+
+def im2col(x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, cols):
+    """`im2col_batch` on one thread."""
+    im2col_batch(1, x, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, cols)
 
 
 def col2im(dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx):
-    """Write ``dx (B, D, H, W, C)``: the sum of what every row of ``dcols (B, OD, OH, OW, K·C)`` sends back."""
-    batch, out_d, out_h, out_w, row_size = dcols.shape
-    dx[...] = 0.0
-    col2im_rows(dcols.reshape(-1, row_size), kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w,
-                pad_d, pad_h, pad_w, out_d, out_h, out_w, 0, dx)
+    """`col2im_batch` on one thread."""
+    col2im_batch(1, dcols, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx)
