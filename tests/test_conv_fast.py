@@ -10,12 +10,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from engine.gradcheck import check_layer_grads
-from engine.layers.conv import DIRECT_MAX_CHANNELS, Conv, conv_backward_reference, conv_forward_reference
+from engine.layers.conv import DIRECT_MAX_CHANNELS, DIRECT_MIN_RUN, Conv, conv_backward_reference, conv_forward_reference
 from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, to_3d
 from tests.test_conv import CASES, IDS, conv_info, random_input
 
-# (fast, direct): the cases of test_conv.py all have C ≤ 16, so fast=True goes the direct way unless told not to
+# (fast, direct): direct=True takes the direct kernels whatever the shape, False im2col + BLAS
 PATHS = pytest.mark.parametrize("fast, direct", [(True, True), (True, False), (False, True)],
                                 ids=["direct", "im2col", "readable"])
 
@@ -74,12 +74,22 @@ def test_the_fast_path_is_the_default():
 
 
 def test_few_input_channels_take_the_direct_path():
-    layer = Conv(conv_info((6, 6, DIRECT_MAX_CHANNELS), 3, (3,)), np.random.default_rng(0))
+    layer = Conv(conv_info((14, 14, DIRECT_MAX_CHANNELS), 3, (3,)), np.random.default_rng(0))  # runs of 166
     layer.forward(random_input(layer.info), training=True)
     assert layer._cols is None  # no im2col copy
     layer.direct = False
     layer.forward(random_input(layer.info), training=True)
     assert layer._cols is not None
+
+
+def test_short_runs_take_im2col_unless_told():
+    layer = Conv(conv_info((6, 6, 2), 3, (3,)), np.random.default_rng(0))  # 4×4 outputs: runs of 4·6 − 2 = 22
+    assert 22 < DIRECT_MIN_RUN
+    layer.forward(random_input(layer.info), training=True)
+    assert layer._cols is not None
+    layer.direct = True
+    layer.forward(random_input(layer.info), training=True)
+    assert layer._cols is None
 
 
 # ------------------------------------------------------ the direct path (C ≤ 16)
@@ -112,6 +122,7 @@ def test_the_direct_path_equals_the_reference_in_float32(case):
     input_shape, filters, kernel, stride, padding = case
     info = conv_info(input_shape, filters, kernel, stride, padding)
     layer = Conv(info, np.random.default_rng(0))
+    layer.direct = True  # whatever the length of its runs
     layer.params["bias"][:] = np.random.default_rng(2).standard_normal(filters)
     check_against_reference(layer, random_input(info, batch=5), tolerance=1e-4)
     assert layer._cols is None  # it did go the direct way
@@ -122,6 +133,7 @@ def test_the_direct_path_by_central_differences(case):
     input_shape, filters, kernel, stride, padding = case
     info = conv_info(input_shape, filters, kernel, stride, padding)
     layer = Conv(info, np.random.default_rng(0))
+    layer.direct = True
     layer.params["bias"][:] = 0.1
     assert set(check_layer_grads(layer, random_input(info, batch=2, dtype=np.float64), rtol=1e-6, atol=1e-8)) == {
         "x", "kernel", "bias"}

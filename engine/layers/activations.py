@@ -132,16 +132,23 @@ FUSED_CODES = {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 
 @njit(cache=True)
 def bias_activation_forward(z, bias, code):  # z (B, N) ← act(z + bias (N,)), in place
+    # the choice of activation outside the loops, each loop over a contiguous row: vector code
     for r in range(z.shape[0]):
-        for i in range(z.shape[1]):
-            v = z[r, i] + bias[i]
-            if code == 1:
-                v = v if v > 0 else 0.0
-            elif code == 2:
-                v = np.tanh(v)
-            elif code == 3:
-                v = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
-            z[r, i] = v
+        row = z[r]
+        if code == 1:
+            for i in range(row.size):
+                v = row[i] + bias[i]
+                row[i] = v if v > 0 else 0.0
+        elif code == 2:
+            for i in range(row.size):
+                row[i] = np.tanh(row[i] + bias[i])
+        elif code == 3:
+            for i in range(row.size):
+                v = row[i] + bias[i]
+                row[i] = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
+        else:
+            for i in range(row.size):
+                row[i] += bias[i]
 
 
 @njit(cache=True)

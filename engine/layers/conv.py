@@ -307,7 +307,8 @@ def add_cell_products(flat, plane_of, offset_of, weights, z):
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def add_cell_gradients(flat, plane_of, offset_of, g, grads):
-    """``grads[k, f] += run(k) · g[f, :]`` (see `add_cell_products`), four cells a pass over g[f]."""
+    """``grads[k, f] += run(k) · g[f, :]`` (see `add_cell_products`): four cells and two
+    filters a pass, eight sums from six loads (1.4× one filter a pass)."""
     cells, filters = grads.shape
     size = g.shape[1]
     k = 0
@@ -316,45 +317,75 @@ def add_cell_gradients(flat, plane_of, offset_of, g, grads):
         p1 = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
         p2 = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
         p3 = flat[plane_of[k + 3], offset_of[k + 3]:offset_of[k + 3] + size]
-        for f in range(filters):
-            g_f = g[f]
-            t0 = t1 = t2 = t3 = g.dtype.type(0.0)
+        f = 0
+        while f + 2 <= filters:
+            g_a, g_b = g[f], g[f + 1]
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = g.dtype.type(0.0)
             for i in range(size):
-                t0 += p0[i] * g_f[i]
-                t1 += p1[i] * g_f[i]
-                t2 += p2[i] * g_f[i]
-                t3 += p3[i] * g_f[i]
-            grads[k, f] += t0
-            grads[k + 1, f] += t1
-            grads[k + 2, f] += t2
-            grads[k + 3, f] += t3
+                a0 += p0[i] * g_a[i]
+                a1 += p1[i] * g_a[i]
+                a2 += p2[i] * g_a[i]
+                a3 += p3[i] * g_a[i]
+                b0 += p0[i] * g_b[i]
+                b1 += p1[i] * g_b[i]
+                b2 += p2[i] * g_b[i]
+                b3 += p3[i] * g_b[i]
+            grads[k, f] += a0
+            grads[k + 1, f] += a1
+            grads[k + 2, f] += a2
+            grads[k + 3, f] += a3
+            grads[k, f + 1] += b0
+            grads[k + 1, f + 1] += b1
+            grads[k + 2, f + 1] += b2
+            grads[k + 3, f + 1] += b3
+            f += 2
+        if f < filters:  # an odd filter count: the last filter, one cell at a time
+            for j in range(4):
+                grads[k + j, f] += _dot(flat[plane_of[k + j], offset_of[k + j]:offset_of[k + j] + size], g[f])
         k += 4
-    for k in range(k, cells):
+    for k in range(k, cells):  # the last one to three cells
         pixels = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
         for f in range(filters):
-            g_f = g[f]
-            total = g.dtype.type(0.0)
-            for i in range(size):
-                total += pixels[i] * g_f[i]
-            grads[k, f] += total
+            grads[k, f] += _dot(pixels, g[f])
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _dot(a, b):
+    """Σ_i a[i]·b[i], the sum in vector lanes."""
+    total = b.dtype.type(0.0)
+    for i in range(a.size):
+        total += a[i] * b[i]
+    return total
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def add_cell_transposed(flat, plane_of, offset_of, weights, g):
     """``run(k) += Σ_f weights[k, f] · g[f, :]`` for every kernel cell k (see `add_cell_products`):
-    ∂L/∂x on the planes, four filters a pass over each run."""
+    ∂L/∂x on the planes, two cells and four filters a pass (1.25× one cell a pass)."""
     cells, filters = weights.shape
     size = g.shape[1]
-    for k in range(cells):
-        run = flat[plane_of[k], offset_of[k]:offset_of[k] + size]  # (L,)
+    k = 0
+    while k + 2 <= cells:
+        run_a = flat[plane_of[k], offset_of[k]:offset_of[k] + size]  # (L,)
+        run_b = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
         f = 0
         while f + 4 <= filters:
             g0, g1, g2, g3 = g[f], g[f + 1], g[f + 2], g[f + 3]
-            w0, w1, w2, w3 = weights[k, f], weights[k, f + 1], weights[k, f + 2], weights[k, f + 3]
+            a0, a1, a2, a3 = weights[k, f], weights[k, f + 1], weights[k, f + 2], weights[k, f + 3]
+            b0, b1, b2, b3 = weights[k + 1, f], weights[k + 1, f + 1], weights[k + 1, f + 2], weights[k + 1, f + 3]
             for i in range(size):
-                run[i] += g0[i] * w0 + g1[i] * w1 + g2[i] * w2 + g3[i] * w3
+                run_a[i] += g0[i] * a0 + g1[i] * a1 + g2[i] * a2 + g3[i] * a3
+                run_b[i] += g0[i] * b0 + g1[i] * b1 + g2[i] * b2 + g3[i] * b3
             f += 4
-        for f in range(f, filters):
+        for f in range(f, filters):  # the last one to three filters
+            g_f, weight_a, weight_b = g[f], weights[k, f], weights[k + 1, f]
+            for i in range(size):
+                run_a[i] += g_f[i] * weight_a
+                run_b[i] += g_f[i] * weight_b
+        k += 2
+    if k < cells:  # an odd cell count: the last cell alone
+        run = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+        for f in range(filters):
             g_f, weight = g[f], weights[k, f]
             for i in range(size):
                 run[i] += g_f[i] * weight
@@ -463,11 +494,13 @@ def conv_backward_reference(x, kernel, dy, stride, pad_before, pad_after):
 
 #: Default for new layers: True, im2col + BLAS products; False, the per-sample loops above.
 FAST = True
-#: On the fast path, convolutions of at most this many input channels run the direct
+#: On the fast path, convolutions of at most this many input channels, whose runs of
+#: positions L (see `plane_sizes`) are at least `DIRECT_MIN_RUN` long, run the direct
 #: kernels (`direct_conv`) instead of im2col + BLAS.  Measured per training step
-#: (medians): LeNet-5's 6 → 16 layer 4.1 ms with im2col, 3.1 ms direct; the three-conv
-#: network's 8 → 12 (7×7 outputs: short runs) about the same either way.
+#: (medians): LeNet-5's 6 → 16 layer (L = 136) 4.1 ms with im2col, 3.1 ms direct; the
+#: three-conv network's 8 → 12 (7×7 outputs, L = 55) 2.1 ms with im2col, 2.6 ms direct.
 DIRECT_MAX_CHANNELS = 16
+DIRECT_MIN_RUN = 100
 
 
 class Conv(Layer):
@@ -488,8 +521,9 @@ class Conv(Layer):
     #: The activation step after this layer, when the network lets the layer run it itself
     #: (cpu backend, as for dense: `fuse_activation`); None: the output is the plain sum.
     activation: str | None = None
-    #: Fast path only: False keeps im2col + BLAS even for few input channels (see `_direct`).
-    direct = True
+    #: Fast path only: None chooses by shape (see `_direct`); True always takes the direct
+    #: kernels, False always im2col + BLAS (the tests use both).
+    direct: bool | None = None
 
     def __init__(self, info: LayerInfo, rng: np.random.Generator, *, reference: bool = False,
                  fast: bool | None = None) -> None:
@@ -606,8 +640,13 @@ class Conv(Layer):
     # ---------------------------------------------- the fast path: im2col + three BLAS products
 
     def _direct(self, x5: np.ndarray) -> bool:
-        """Whether this input goes the direct way (few input channels) rather than im2col + BLAS."""
-        return self.fast and self.direct and x5.shape[-1] <= DIRECT_MAX_CHANNELS
+        """Whether this input goes the direct way rather than im2col + BLAS: few input
+        channels, and runs of positions long enough for the vector loops."""
+        if not self.fast or self.direct is False:
+            return False
+        w = self.window
+        *_, run = plane_sizes(*w.output_3d, *w.kernel_3d, *w.stride_3d)
+        return self.direct or (x5.shape[-1] <= DIRECT_MAX_CHANNELS and run >= DIRECT_MIN_RUN)
 
     def _work_array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A scratch array kept by the layer and reused while the batch size stays the same."""
