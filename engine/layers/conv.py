@@ -206,46 +206,57 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
 
 
 @njit(cache=True, nogil=True)
-def _phase_planes(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq):
-    """Write ``xq (C·SD·SH·SW, DQ, HQ, WQ)``: the sample ``x (D, H, W, C)`` zero-padded and split by stride phase."""
+def _columns_inside(plane_w, stride_w, phase_w, pad_w, width):
+    """The plane columns ``wq_lo:wq_hi`` whose cell w = wq·SW + phase − P lies inside x."""
+    lo = max(0, (pad_w - phase_w + stride_w - 1) // stride_w)
+    hi = min(plane_w, (width - 1 + pad_w - phase_w) // stride_w + 1)
+    return lo, max(lo, hi)
+
+
+@njit(cache=True, nogil=True)
+def _phase_copy(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq, to_planes):
+    """Between the sample ``x (D, H, W, C)`` and ``xq (C·SD·SH·SW, DQ, HQ, WQ)``, x zero-padded and
+    split by stride phase: ``to_planes`` writes xq from x (the padding as zeros), otherwise x
+    from xq (the adjoint: each cell of x is in at most one plane; cells past the planes' end,
+    which no output reads, get 0, and the padding is dropped)."""
     depth, height, width, channels = x.shape
     _, plane_d, plane_h, plane_w = xq.shape
+    if to_planes:
+        xq[...] = 0.0
+    else:
+        x[...] = 0.0
     p = 0
     for c in range(channels):
         for phase_d in range(stride_d):
             for phase_h in range(stride_h):
                 for phase_w in range(stride_w):
                     plane = xq[p]
+                    lo, hi = _columns_inside(plane_w, stride_w, phase_w, pad_w, width)
                     for dq in range(plane_d):
                         d = dq * stride_d + phase_d - pad_d
                         for hq in range(plane_h):
                             h = hq * stride_h + phase_h - pad_h
-                            row = plane[dq, hq]
-                            inside = 0 <= d < depth and 0 <= h < height
-                            for wq in range(plane_w):
-                                w = wq * stride_w + phase_w - pad_w
-                                row[wq] = x[d, h, w, c] if inside and 0 <= w < width else 0.0
+                            if 0 <= d < depth and 0 <= h < height:
+                                row = plane[dq, hq]
+                                if to_planes:
+                                    for wq in range(lo, hi):
+                                        row[wq] = x[d, h, wq * stride_w + phase_w - pad_w, c]
+                                else:
+                                    for wq in range(lo, hi):
+                                        x[d, h, wq * stride_w + phase_w - pad_w, c] = row[wq]
                     p += 1
 
 
 @njit(cache=True, nogil=True)
+def _phase_planes(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq):
+    """Write ``xq (C·SD·SH·SW, DQ, HQ, WQ)``: the sample ``x (D, H, W, C)`` zero-padded and split by stride phase."""
+    _phase_copy(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq, True)
+
+
+@njit(cache=True, nogil=True)
 def _from_phase_planes(xq, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, x):
-    """Write the sample ``x (D, H, W, C)`` from planes laid out as `_phase_planes` writes them
-    (its adjoint: each cell of x is in at most one plane — cells past the planes' end, which
-    no output reads, get 0 — and the padding cells are dropped)."""
-    depth, height, width, channels = x.shape
-    _, plane_d, plane_h, plane_w = xq.shape
-    for c in range(channels):
-        for d in range(depth):
-            pd, dq = (d + pad_d) % stride_d, (d + pad_d) // stride_d
-            for h in range(height):
-                ph, hq = (h + pad_h) % stride_h, (h + pad_h) // stride_h
-                for w in range(width):
-                    pw, wq = (w + pad_w) % stride_w, (w + pad_w) // stride_w
-                    if dq < plane_d and hq < plane_h and wq < plane_w:
-                        x[d, h, w, c] = xq[((c * stride_d + pd) * stride_h + ph) * stride_w + pw, dq, hq, wq]
-                    else:
-                        x[d, h, w, c] = 0.0
+    """Write the sample ``x (D, H, W, C)`` from planes laid out as `_phase_planes` writes them (its adjoint)."""
+    _phase_copy(x, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq, False)
 
 
 @njit(cache=True, nogil=True)
