@@ -24,8 +24,8 @@ convolution be 1-D or 2-D; the network fuses only such blocks, and only where th
 (K·C ≤ `MAX_WINDOW`): there the sums of the direct kernels of `engine.layers.conv`,
 vectorised over the positions, beat an im2col copy and a matrix product that BLAS
 runs poorly with so short an inner dimension (first CNN, batch 128: forward 2.9 →
-2.3 ms against the earlier loops vectorised over the filters, backward 5.2 → 2.7 ms);
-∂L/∂x, when needed, is the convolution layer's own.  The three layers stay the readable path and the reference backend
+2.3 ms against the earlier loops vectorised over the filters, backward 5.2 → 2.7 ms),
+∂L/∂x included when the block is not the first.  The three layers stay the readable path and the reference backend
 never fuses; the tests compare the block with them.
 """
 from __future__ import annotations
@@ -34,15 +34,16 @@ import numpy as np
 from numba import njit, prange
 
 from engine.layers.base import Layer
-from engine.layers.conv import Conv, _phase_planes, add_cell_gradients, add_cell_products, cell_runs, plane_sizes
+from engine.layers.conv import (Conv, _from_phase_planes, _phase_planes, add_cell_gradients, add_cell_products,
+                                add_cell_transposed, cell_runs, plane_sizes)
 from engine.layers.padding import as_volume
 from engine.layers.pool import Pool
 from engine.threads import parts
 
 #: The largest K·C (kernel cells × input channels) the block fuses; above, the three
-#: layers (a wider layer's ∂L/∂x is no longer a first layer's small job).  Measured,
-#: median training step: LeNet-5 (first block, 6 filters, batch 64) 9.5 ms as three
-#: layers, 7.3 ms fused; its second block (K·C = 150) fused was slower than unfused.
+#: layers.  Measured, median training step: LeNet-5 (first block, 6 filters, batch 64)
+#: 9.5 ms as three layers, 7.3 ms fused; its second block (K·C = 150) fused: forward
+#: 1.4 ms against 0.9 + 0.3 ms for the convolution and the pooling apart.
 MAX_WINDOW = 32
 
 # re-association lets LLVM keep the sums in vector lanes; no NaN/inf assumption.
@@ -115,29 +116,28 @@ def block_forward(start, stop, part, x, kernel, bias, stride_h, stride_w, pad_h,
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def block_backward(start, stop, part, x, kernel, dy, argmax, out_h, out_w, stride_h, stride_w, pad_h, pad_w,
-                   pool_h, pool_w, input_grad, dz, partial_kernel, partial_bias):
+                   pool_h, pool_w, input_grad, dx, partial_kernel, partial_bias):
     """Samples ``start:stop`` of ``x (B, 1, H, W, C)``: *add* their ∂L/∂kernel to
     ``partial_kernel[part]`` and ∂L/∂bias to ``partial_bias[part]``; with ``input_grad``
-    also write ``dz (B, OH, OW, F)``, ∂L/∂z on the convolution's whole output.
+    also write their ``dx (B, 1, H, W, C)``.
 
     ∂L/∂z is ∂L/∂y at each filter's winning position and 0 elsewhere (relu cut or lost
     the pooling); laid out as the direct kernels' planes g[f, i] (`engine.layers.conv`),
-    the weight gradients are the same dot products as there, four kernel cells a pass."""
+    the gradients are the same sums as there."""
     channels = x.shape[4]
     _, kernel_h, kernel_w, _, filters = kernel.shape
     _, q_h, q_w, _ = dy.shape
+    cells = kernel_h * kernel_w * channels
     plane_d, plane_h, plane_w, size = plane_sizes(1, out_h, out_w, 1, kernel_h, kernel_w, 1, stride_h, stride_w)
     xq = np.empty((channels * stride_h * stride_w, plane_d, plane_h, plane_w), dtype=x.dtype)
     flat = xq.reshape((xq.shape[0], plane_d * plane_h * plane_w))
     g = np.empty((filters, size), dtype=dy.dtype)
     plane_of, offset_of = cell_runs(1, kernel_h, kernel_w, channels, 1, stride_h, stride_w, plane_h, plane_w)
-    grads = partial_kernel[part].reshape((kernel_h * kernel_w * channels, filters))
+    grads = partial_kernel[part].reshape((cells, filters))
     dbias = partial_bias[part]
     for b in range(start, stop):
         _phase_planes(x[b], 1, stride_h, stride_w, 0, pad_h, pad_w, xq)
         g[...] = 0.0
-        if input_grad:
-            dz[b] = 0.0
         for qh in range(q_h):
             for qw in range(q_w):
                 grad_out, best = dy[b, qh, qw], argmax[b, qh, qw]  # (F,)
@@ -146,9 +146,11 @@ def block_backward(start, stop, part, x, kernel, dy, argmax, out_h, out_w, strid
                         oh, ow = qh * pool_h + best[f] // pool_w, qw * pool_w + best[f] % pool_w
                         g[f, oh * plane_w + ow] = grad_out[f]
                         dbias[f] += grad_out[f]
-                        if input_grad:
-                            dz[b, oh, ow, f] = grad_out[f]
         add_cell_gradients(flat, plane_of, offset_of, g, grads)
+        if input_grad:
+            flat[...] = 0.0  # the planes now collect ∂L/∂x
+            add_cell_transposed(flat, plane_of, offset_of, kernel.reshape((cells, filters)), g)
+            _from_phase_planes(xq, 1, stride_h, stride_w, 0, pad_h, pad_w, dx[b])
 
 
 @njit(parallel=True, cache=True)
@@ -162,12 +164,12 @@ def block_forward_batch(parts, x, kernel, bias, stride_h, stride_w, pad_h, pad_w
 
 @njit(parallel=True, cache=True)
 def block_backward_batch(parts, x, kernel, dy, argmax, out_h, out_w, stride_h, stride_w, pad_h, pad_w, pool_h,
-                         pool_w, input_grad, dz, partial_kernel, partial_bias):
+                         pool_w, input_grad, dx, partial_kernel, partial_bias):
     """`block_backward` over the whole batch, in ``parts`` ranges run in parallel."""
     batch = x.shape[0]
     for part in prange(parts):
         block_backward(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, dy, argmax, out_h, out_w,
-                       stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, input_grad, dz, partial_kernel,
+                       stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, input_grad, dx, partial_kernel,
                        partial_bias)
 
 
@@ -217,10 +219,10 @@ class ConvBlock(Layer):
         partial_kernel = np.zeros((ranges, *kernel.shape), dtype=dy4.dtype)
         partial_bias = np.zeros((ranges, conv.filters), dtype=dy4.dtype)
         out = conv.window.output_3d  # the convolution's output (1, OH, OW)
-        dz = np.empty((x5.shape[0], *out[1:], conv.filters) if conv.input_grad else (1,) * 4, dtype=dy4.dtype)
+        dx = np.empty(x5.shape, dtype=dy4.dtype) if conv.input_grad else x5  # (x5: not written)
         w = conv.window
         block_backward_batch(ranges, x5, kernel, dy4, self._argmax, *out[1:], *w.stride_3d[1:], *w.pad_before_3d[1:],
-                             *self.pool.window.kernel_3d[1:], conv.input_grad, dz, partial_kernel, partial_bias)
+                             *self.pool.window.kernel_3d[1:], conv.input_grad, dx, partial_kernel, partial_bias)
         params = conv.params
         dkernel = partial_kernel.sum(axis=0).reshape(params["kernel"].shape)
         dkernel += conv._penalty_gradient(params["kernel"])
@@ -228,7 +230,6 @@ class ConvBlock(Layer):
         conv.grads["bias"] = partial_bias.sum(axis=0).astype(params["bias"].dtype, copy=False)
         if not conv.input_grad:
             return None
-        dx = conv._input_gradient(dz.reshape((dz.shape[0], 1, *dz.shape[1:])))
         return dx.reshape((dx.shape[0], *conv.info.input_shape))
 
     def penalty(self) -> float:
