@@ -404,13 +404,15 @@ def add_cell_transposed(flat, plane_of, offset_of, weights, g):
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y,
-                dy, partial_kernel, partial_bias, input_grad, dx):
+                dy, partial_kernel, partial_bias, input_grad, dx, relu):
     """Samples ``start:stop`` of ``x (B, D, H, W, C)`` and ``kernel (KD, KH, KW, C, F)``.
 
     ``forward``: write ``y (B, OD, OH, OW, F)`` = the convolution plus ``bias (F,)``.
     Otherwise: *add* the samples' ∂L/∂kernel to ``partial_kernel[part]`` and ∂L/∂bias to
-    ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y (``y`` is not used), and
-    with ``input_grad`` write the samples' ``dx (B, D, H, W, C)``.
+    ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y, and with ``input_grad``
+    write the samples' ``dx (B, D, H, W, C)``.  With ``relu`` the layer's relu is applied
+    here: forward y = max(0, conv); backward ∂L/∂y is kept only where ``y`` (the forward
+    output) is positive.  (Without it, backward does not read ``y``.)
 
     Per sample, with z[f, :] the outputs at the flat positions i (see above) and the
     kernel's cells (m, c) numbered k = 0 … K·C − 1 in the kernel's order:
@@ -444,16 +446,18 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
                     for ow in range(out_w):
                         out = y[b, od, oh, ow]
                         for f in range(filters):
-                            out[f] = z[f, i + ow]
+                            value = z[f, i + ow]
+                            out[f] = 0.0 if relu and value < 0.0 else value  # (NaN stays NaN, as np.maximum)
         else:
             for od in range(out_d):
                 for oh in range(out_h):
                     i = (od * plane_h + oh) * plane_w
                     for ow in range(out_w):
-                        grad_out = dy[b, od, oh, ow]
+                        grad_out, out = dy[b, od, oh, ow], y[b, od, oh, ow]
                         for f in range(filters):
-                            z[f, i + ow] = grad_out[f]
-                            dbias[f] += grad_out[f]
+                            g = grad_out[f] if not relu or out[f] > 0 else 0.0
+                            z[f, i + ow] = g
+                            dbias[f] += g
             add_cell_gradients(flat, plane_of, offset_of, z, partial_kernel[part].reshape((cells, filters)))
             if input_grad:
                 flat[...] = 0.0  # the planes now collect ∂L/∂x
@@ -463,12 +467,12 @@ def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w
 
 @njit(parallel=True, cache=True)
 def direct_conv_batch(parts, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y, dy,
-                      partial_kernel, partial_bias, input_grad, dx):
+                      partial_kernel, partial_bias, input_grad, dx, relu):
     """`direct_conv` over the whole batch, cut into ``parts`` ranges run in parallel (`engine.threads`)."""
     batch = x.shape[0]
     for part in prange(parts):
         direct_conv(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, bias, stride_d, stride_h,
-                    stride_w, pad_d, pad_h, pad_w, forward, y, dy, partial_kernel, partial_bias, input_grad, dx)
+                    stride_w, pad_d, pad_h, pad_w, forward, y, dy, partial_kernel, partial_bias, input_grad, dx, relu)
 
 
 # ------------------------------------------------- plain-NumPy reference (test oracle)
@@ -593,7 +597,8 @@ class Conv(Layer):
             ranges = parts(x5.shape[0])  # no gradients: the ranges' sums are not written
             unused_kernel = np.empty((ranges, *self._kernel.shape), dtype=y.dtype)
             direct_conv_batch(ranges, x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, True, y, y,
-                              unused_kernel, np.empty((ranges, self.filters), dtype=y.dtype), False, x5)
+                              unused_kernel, np.empty((ranges, self.filters), dtype=y.dtype), False, x5,
+                              self._relu_inside(x5))
         elif self.fast:
             y = self._forward_products(x5, bias)
         else:
@@ -603,7 +608,7 @@ class Conv(Layer):
             y2 = y.reshape(-1, self.filters)
             if self.reference:
                 y2[...] = FUNCTIONS[self.activation][2](y2, 0.0)
-            else:
+            elif not self._relu_inside(x5):
                 activation_inplace(y2, self.activation)
             self._y = y2
         return y.reshape((x.shape[0], *self.info.output_shape))
@@ -612,7 +617,8 @@ class Conv(Layer):
         w = self.window
         x5 = self._x
         dy5 = np.ascontiguousarray(dy).reshape((dy.shape[0], *w.output_3d, self.filters))
-        if self.activation is not None:  # ∂L/∂z = ∂L/∂y · act'(z), act' read off y (see `engine.layers.activations`)
+        if self.activation is not None and not self._relu_inside(x5):
+            # ∂L/∂z = ∂L/∂y · act'(z), act' read off y (see `engine.layers.activations`)
             dy2 = dy5.reshape(-1, self.filters)
             if self.reference:
                 dz = FUNCTIONS[self.activation][3](self._y, self._y, dy2, 0.0)
@@ -658,6 +664,10 @@ class Conv(Layer):
         w = self.window
         *_, run = plane_sizes(*w.output_3d, *w.kernel_3d, *w.stride_3d)
         return self.direct or (x5.shape[-1] <= DIRECT_MAX_CHANNELS and run >= DIRECT_MIN_RUN)
+
+    def _relu_inside(self, x5: np.ndarray) -> bool:
+        """Whether the direct kernels apply this layer's relu themselves (no pass of its own)."""
+        return self.activation == "relu" and not self.reference and self._direct(x5)
 
     def _work_array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A scratch array kept by the layer and reused while the batch size stays the same."""
@@ -708,8 +718,10 @@ class Conv(Layer):
         partial_bias = np.zeros((ranges, self.filters), dtype=dy5.dtype)
         kernel = self._kernel.astype(dy5.dtype, copy=False)
         dx = np.empty(x5.shape, dtype=dy5.dtype) if self.input_grad else dy5  # (dy5: not written)
-        direct_conv_batch(ranges, x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, dy5, dy5,
-                          partial_kernel, partial_bias, self.input_grad, dx)
+        relu = self._relu_inside(x5)
+        y = self._y.reshape(dy5.shape) if relu else dy5  # relu: its slope read off the forward output
+        direct_conv_batch(ranges, x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, y, dy5,
+                          partial_kernel, partial_bias, self.input_grad, dx, relu)
         return dx if self.input_grad else None, partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
 
     def penalty(self) -> float:
