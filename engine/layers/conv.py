@@ -402,7 +402,7 @@ def add_cell_transposed(flat, plane_of, offset_of, weights, g):
                 run[i] += g_f[i] * weight
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
 def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y,
                 dy, partial_kernel, partial_bias, input_grad, dx, relu):
     """Samples ``start:stop`` of ``x (B, D, H, W, C)`` and ``kernel (KD, KH, KW, C, F)``.
@@ -470,7 +470,8 @@ def direct_conv_batch(parts, x, kernel, bias, stride_d, stride_h, stride_w, pad_
                       partial_kernel, partial_bias, input_grad, dx, relu):
     """`direct_conv` over the whole batch, cut into ``parts`` ranges run in parallel (`engine.threads`)."""
     batch = x.shape[0]
-    for part in prange(parts):
+    for index in prange(parts):
+        part = np.int64(index)  # one type for the kernel's argument (prange counts in uint64)
         direct_conv(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, bias, stride_d, stride_h,
                     stride_w, pad_d, pad_h, pad_w, forward, y, dy, partial_kernel, partial_bias, input_grad, dx, relu)
 

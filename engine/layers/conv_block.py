@@ -50,7 +50,7 @@ MAX_WINDOW = 32
 FASTMATH = {"reassoc", "contract"}
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
 def block_forward(start, stop, part, x, kernel, bias, stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, y, argmax):
     """Samples ``start:stop``: ``x (B, 1, H, W, C)``, ``kernel (1, KH, KW, C, F)`` → ``y (B, QH, QW, F)``
     = max-pooled relu(conv), and ``argmax`` (same shape, int32): the winning position's number
@@ -114,7 +114,7 @@ def block_forward(start, stop, part, x, kernel, bias, stride_h, stride_w, pad_h,
                     winner[f] = best[f, i]
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
 def block_backward(start, stop, part, x, kernel, dy, argmax, out_h, out_w, stride_h, stride_w, pad_h, pad_w,
                    pool_h, pool_w, input_grad, dx, partial_kernel, partial_bias):
     """Samples ``start:stop`` of ``x (B, 1, H, W, C)``: *add* their ∂L/∂kernel to
@@ -157,7 +157,8 @@ def block_backward(start, stop, part, x, kernel, dy, argmax, out_h, out_w, strid
 def block_forward_batch(parts, x, kernel, bias, stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, y, argmax):
     """`block_forward` over the whole batch, in ``parts`` ranges run in parallel (`engine.threads`)."""
     batch = x.shape[0]
-    for part in prange(parts):
+    for index in prange(parts):
+        part = np.int64(index)  # one type for the kernel's argument (prange counts in uint64)
         block_forward(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, bias, stride_h, stride_w,
                       pad_h, pad_w, pool_h, pool_w, y, argmax)
 
@@ -167,7 +168,8 @@ def block_backward_batch(parts, x, kernel, dy, argmax, out_h, out_w, stride_h, s
                          pool_w, input_grad, dx, partial_kernel, partial_bias):
     """`block_backward` over the whole batch, in ``parts`` ranges run in parallel."""
     batch = x.shape[0]
-    for part in prange(parts):
+    for index in prange(parts):
+        part = np.int64(index)  # one type for the kernel's argument (prange counts in uint64)
         block_backward(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, dy, argmax, out_h, out_w,
                        stride_h, stride_w, pad_h, pad_w, pool_h, pool_w, input_grad, dx, partial_kernel,
                        partial_bias)
