@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from nnrun.cli import main
 from nnrun.model_io import load_model
