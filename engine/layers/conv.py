@@ -566,6 +566,8 @@ class Conv(Layer):
         self._cols = None  # fast path: the last forward's im2col rows (B, OD, OH, OW, K·C + 1)
         self._scratch: dict[str, np.ndarray] = {}  # fast path: work arrays kept from batch to batch
         self._y = None  # with a fused activation: the last output, (B·O, F)
+        w = self.window  # the direct kernels' run length L (see `plane_sizes`)
+        *_, self._run = plane_sizes(*w.output_3d, *w.kernel_3d, *w.stride_3d)
 
     def fuse_activation(self, name: str) -> None:
         """Apply the activation ``name`` (relu, tanh, sigmoid, linear) inside this layer from now on."""
@@ -592,14 +594,14 @@ class Conv(Layer):
         bias = self.params["bias"].astype(x5.dtype, copy=False)
         if self.reference:
             y = conv_forward_reference(x5, self._kernel, bias, w.stride_3d, w.pad_before_3d, w.pad_after_3d)
-        elif self._direct(x5):
+        elif self._direct():
             self._cols = None
             y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=np.result_type(x5, self._kernel))
             ranges = parts(x5.shape[0])  # no gradients: the ranges' sums are not written
             unused_kernel = np.empty((ranges, *self._kernel.shape), dtype=y.dtype)
             direct_conv_batch(ranges, x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, True, y, y,
                               unused_kernel, np.empty((ranges, self.filters), dtype=y.dtype), False, x5,
-                              self._relu_inside(x5))
+                              self._relu_inside())
         elif self.fast:
             y = self._forward_products(x5, bias)
         else:
@@ -609,7 +611,7 @@ class Conv(Layer):
             y2 = y.reshape(-1, self.filters)
             if self.reference:
                 y2[...] = FUNCTIONS[self.activation][2](y2, 0.0)
-            elif not self._relu_inside(x5):
+            elif not self._relu_inside():
                 activation_inplace(y2, self.activation)
             self._y = y2
         return y.reshape((x.shape[0], *self.info.output_shape))
@@ -618,7 +620,7 @@ class Conv(Layer):
         w = self.window
         x5 = self._x
         dy5 = np.ascontiguousarray(dy).reshape((dy.shape[0], *w.output_3d, self.filters))
-        if self.activation is not None and not self._relu_inside(x5):
+        if self.activation is not None and not self._relu_inside():
             # ∂L/∂z = ∂L/∂y · act'(z), act' read off y (see `engine.layers.activations`)
             dy2 = dy5.reshape(-1, self.filters)
             if self.reference:
@@ -632,7 +634,7 @@ class Conv(Layer):
         if self.reference:
             dx, dkernel, dbias = conv_backward_reference(x5, self._kernel, dy5, w.stride_3d, w.pad_before_3d,
                                                          w.pad_after_3d)
-        elif self._direct(x5):
+        elif self._direct():
             dx, dkernel, dbias = self._backward_direct(dy5)
         elif self.fast:
             dx, dkernel, dbias = self._backward_products(dy5)
@@ -657,18 +659,17 @@ class Conv(Layer):
 
     # ---------------------------------------------- the fast path: im2col + three BLAS products
 
-    def _direct(self, x5: np.ndarray) -> bool:
-        """Whether this input goes the direct way rather than im2col + BLAS: few input
-        channels, and runs of positions long enough for the vector loops."""
+    def _direct(self) -> bool:
+        """Whether this layer goes the direct way rather than im2col + BLAS: few input
+        channels, and runs of positions long enough for the vector loops (`_run`)."""
         if not self.fast or self.direct is False:
             return False
-        w = self.window
-        *_, run = plane_sizes(*w.output_3d, *w.kernel_3d, *w.stride_3d)
-        return self.direct or (x5.shape[-1] <= DIRECT_MAX_CHANNELS and run >= DIRECT_MIN_RUN)
+        channels = self.info.input_shape[-1]
+        return self.direct or (channels <= DIRECT_MAX_CHANNELS and self._run >= DIRECT_MIN_RUN)
 
-    def _relu_inside(self, x5: np.ndarray) -> bool:
+    def _relu_inside(self) -> bool:
         """Whether the direct kernels apply this layer's relu themselves (no pass of its own)."""
-        return self.activation == "relu" and not self.reference and self._direct(x5)
+        return self.activation == "relu" and not self.reference and self._direct()
 
     def _work_array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A scratch array kept by the layer and reused while the batch size stays the same."""
@@ -719,7 +720,7 @@ class Conv(Layer):
         partial_bias = np.zeros((ranges, self.filters), dtype=dy5.dtype)
         kernel = self._kernel.astype(dy5.dtype, copy=False)
         dx = np.empty(x5.shape, dtype=dy5.dtype) if self.input_grad else dy5  # (dy5: not written)
-        relu = self._relu_inside(x5)
+        relu = self._relu_inside()
         y = self._y.reshape(dy5.shape) if relu else dy5  # relu: its slope read off the forward output
         direct_conv_batch(ranges, x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, y, dy5,
                           partial_kernel, partial_bias, self.input_grad, dx, relu)
