@@ -497,7 +497,7 @@ def load_weights_checked(network, saved_model: SavedModel, path: str) -> None:
 def compile_kernels(model: Model, device: str, settings: Settings, x, y, out: Console) -> None:
     """Run one tiny step on a throw-away copy of the network so that the timed epochs
     exclude compilation (kernels are cached on disk: only the first run compiles)."""
-    with out.status("compiling kernels (first run only)…", spinner="dots"), np.errstate(**QUIET_FLOATS):
+    with out.status("preparing kernels (the first run compiles them: up to a minute)…", spinner="dots"), np.errstate(**QUIET_FLOATS):
         scratch = make_network(model, device, settings.seed, settings.optimizer)
         scratch.train_step(x, y)
         scratch.evaluate(x, y, batch=len(x))
