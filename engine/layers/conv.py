@@ -28,9 +28,9 @@ the loops above (``fast=False``, the readable path), and the same sums as three
 matrix products around an im2col copy (`engine.layers.im2col`, ``fast=True``):
 BLAS runs them many times faster than any loop a student could read.  On the fast
 path a layer of at most `DIRECT_MAX_CHANNELS` input channels (the first convolutions
-of the course's networks) runs `direct_conv` instead, vectorised over the output
-positions: there im2col's copy and a product only F columns wide cost more than the
-sums.  All are tested against the plain-NumPy reference below.
+of the course's networks) runs `direct_forward`/`direct_backward` instead, vectorised
+over the output positions: there im2col's copy and a product only F columns wide cost
+more than the sums.  All are tested against the plain-NumPy reference below.
 
 The kernel layout is Keras's: ``(*K, C_in, F)``, e.g. ``(KH, KW, C_in, F)``.
 The statement's activation (``conv 32 3x3 relu``) is not applied here: the
@@ -202,7 +202,7 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
 # are flat indices i = (od·HQ + oh)·WQ + ow: kernel cell m reads the plane from offset
 # ((m_d // SD)·HQ + m_h // SH)·WQ + m_w // SW on — one contiguous run of L numbers for all the
 # sample's positions (plus a few in the gaps between rows, computed and thrown away).
-# Each range of samples runs on its own thread (`direct_conv_batch`).
+# Each range of samples runs on its own thread (`direct_forward_batch`, `direct_backward_batch`).
 
 
 @njit(cache=True, nogil=True)
@@ -402,78 +402,108 @@ def add_cell_transposed(flat, plane_of, offset_of, weights, g):
                 run[i] += g_f[i] * weight
 
 
-@njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
-def direct_conv(start, stop, part, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y,
-                dy, partial_kernel, partial_bias, input_grad, dx, relu):
-    """Samples ``start:stop`` of ``x (B, D, H, W, C)`` and ``kernel (KD, KH, KW, C, F)``.
-
-    ``forward``: write ``y (B, OD, OH, OW, F)`` = the convolution plus ``bias (F,)``.
-    Otherwise: *add* the samples' ∂L/∂kernel to ``partial_kernel[part]`` and ∂L/∂bias to
-    ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y, and with ``input_grad``
-    write the samples' ``dx (B, D, H, W, C)``.  With ``relu`` the layer's relu is applied
-    here: forward y = max(0, conv); backward ∂L/∂y is kept only where ``y`` (the forward
-    output) is positive.  (Without it, backward does not read ``y``.)
-
-    Per sample, with z[f, :] the outputs at the flat positions i (see above) and the
-    kernel's cells (m, c) numbered k = 0 … K·C − 1 in the kernel's order:
-    forward  z[f, :] = bias[f] + Σ_k kernel[k, f] · plane(k)[offset(k) : offset(k) + L]
-    backward ∂L/∂kernel[k, f] += plane(k)[offset(k) : offset(k) + L] · g[f, :], with g = ∂L/∂y
-             at the positions and zero in the gaps
-             ∂L/∂plane(k)[offset(k) : offset(k) + L] += Σ_f kernel[k, f] · g[f, :], then back to x."""
+@njit(cache=True, nogil=True)
+def direct_planes(x, kernel, out_d, out_h, out_w, stride_d, stride_h, stride_w):
+    """The direct kernels' work arrays and layout for one range of samples: ``(xq, flat,
+    HQ, WQ, L, plane_of, offset_of)`` — the planes (and their flat view) a sample is copied
+    into, the planes' height and width, the run length, and each kernel cell's run."""
     channels = x.shape[4]
-    kernel_d, kernel_h, kernel_w, _, filters = kernel.shape
-    _, out_d, out_h, out_w, _ = dy.shape
+    kernel_d, kernel_h, kernel_w = kernel.shape[0], kernel.shape[1], kernel.shape[2]
     plane_d, plane_h, plane_w, size = plane_sizes(out_d, out_h, out_w, kernel_d, kernel_h, kernel_w,
                                                   stride_d, stride_h, stride_w)
     xq = np.empty((channels * stride_d * stride_h * stride_w, plane_d, plane_h, plane_w), dtype=x.dtype)
     flat = xq.reshape((xq.shape[0], plane_d * plane_h * plane_w))
-    z = np.zeros((filters, size), dtype=dy.dtype)  # backward: the gaps stay zero
-    cells = kernel_d * kernel_h * kernel_w * channels
     plane_of, offset_of = cell_runs(kernel_d, kernel_h, kernel_w, channels, stride_d, stride_h, stride_w,
                                     plane_h, plane_w)
+    return xq, flat, plane_h, plane_w, size, plane_of, offset_of
+
+
+@njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
+def direct_forward(start, stop, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, relu):
+    """Samples ``start:stop`` of ``x (B, D, H, W, C)``, ``kernel (KD, KH, KW, C, F)``: write
+    ``y (B, OD, OH, OW, F)`` = the convolution plus ``bias (F,)``, with ``relu`` max(0, ·) of it.
+
+    Per sample, with z[f, :] the outputs at the flat positions i (see above) and the
+    kernel's cells (m, c) numbered k = 0 … K·C − 1 in the kernel's order:
+    z[f, :] = bias[f] + Σ_k kernel[k, f] · plane(k)[offset(k) : offset(k) + L]."""
+    _, out_d, out_h, out_w, filters = y.shape
+    xq, flat, plane_h, plane_w, size, plane_of, offset_of = direct_planes(x, kernel, out_d, out_h, out_w,
+                                                                          stride_d, stride_h, stride_w)
+    cells = plane_of.size
+    z = np.empty((filters, size), dtype=y.dtype)
+    for b in range(start, stop):
+        _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq)
+        for f in range(filters):
+            z_f = z[f]
+            for i in range(size):
+                z_f[i] = bias[f]
+        add_cell_products(flat, plane_of, offset_of, kernel.reshape((cells, filters)), z)
+        for od in range(out_d):
+            for oh in range(out_h):
+                i = (od * plane_h + oh) * plane_w
+                for ow in range(out_w):
+                    out = y[b, od, oh, ow]
+                    for f in range(filters):
+                        value = z[f, i + ow]
+                        out[f] = 0.0 if relu and value < 0.0 else value  # (NaN stays NaN, as np.maximum)
+
+
+@njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
+def direct_backward(start, stop, part, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
+                    partial_kernel, partial_bias, dx):
+    """Samples ``start:stop``: *add* their ∂L/∂kernel to ``partial_kernel[part]`` and ∂L/∂bias to
+    ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y; unless ``dx`` is None, write
+    their ``dx (B, D, H, W, C)``; unless ``y`` is None, it is the forward output of a relu
+    applied in `direct_forward`, and ∂L/∂y counts only where y > 0.  (A None is a type to numba:
+    a first layer's kernel is compiled without the ∂L/∂x code.)
+
+    With g[f, :] = ∂L/∂z at the positions and zero in the gaps:
+    ∂L/∂kernel[k, f] += plane(k)[offset(k) : offset(k) + L] · g[f, :]
+    ∂L/∂plane(k)[offset(k) : offset(k) + L] += Σ_f kernel[k, f] · g[f, :], then back to x."""
+    _, out_d, out_h, out_w, filters = dy.shape
+    xq, flat, plane_h, plane_w, size, plane_of, offset_of = direct_planes(x, kernel, out_d, out_h, out_w,
+                                                                          stride_d, stride_h, stride_w)
+    cells = plane_of.size
+    g = np.zeros((filters, size), dtype=dy.dtype)  # the gaps stay zero
     dbias = partial_bias[part]
     for b in range(start, stop):
         _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq)
-        if forward:
-            for f in range(filters):
-                z_f = z[f]
-                for i in range(size):
-                    z_f[i] = bias[f]
-            add_cell_products(flat, plane_of, offset_of, kernel.reshape((cells, filters)), z)
-            for od in range(out_d):
-                for oh in range(out_h):
-                    i = (od * plane_h + oh) * plane_w
-                    for ow in range(out_w):
-                        out = y[b, od, oh, ow]
-                        for f in range(filters):
-                            value = z[f, i + ow]
-                            out[f] = 0.0 if relu and value < 0.0 else value  # (NaN stays NaN, as np.maximum)
-        else:
-            for od in range(out_d):
-                for oh in range(out_h):
-                    i = (od * plane_h + oh) * plane_w
-                    for ow in range(out_w):
-                        grad_out, out = dy[b, od, oh, ow], y[b, od, oh, ow]
-                        for f in range(filters):
-                            g = grad_out[f] if not relu or out[f] > 0 else 0.0
-                            z[f, i + ow] = g
-                            dbias[f] += g
-            add_cell_gradients(flat, plane_of, offset_of, z, partial_kernel[part].reshape((cells, filters)))
-            if input_grad:
-                flat[...] = 0.0  # the planes now collect ∂L/∂x
-                add_cell_transposed(flat, plane_of, offset_of, kernel.reshape((cells, filters)), z)
-                _from_phase_planes(xq, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
+        for od in range(out_d):
+            for oh in range(out_h):
+                i = (od * plane_h + oh) * plane_w
+                for ow in range(out_w):
+                    grad_out = dy[b, od, oh, ow]
+                    for f in range(filters):
+                        value = grad_out[f]
+                        if y is not None:  # relu's slope (a select, not a branch on the data)
+                            value = value if y[b, od, oh, ow, f] > 0 else 0.0
+                        g[f, i + ow] = value
+                        dbias[f] += value
+        add_cell_gradients(flat, plane_of, offset_of, g, partial_kernel[part].reshape((cells, filters)))
+        if dx is not None:
+            flat[...] = 0.0  # the planes now collect ∂L/∂x
+            add_cell_transposed(flat, plane_of, offset_of, kernel.reshape((cells, filters)), g)
+            _from_phase_planes(xq, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
 
 
 @njit(parallel=True, cache=True)
-def direct_conv_batch(parts, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, forward, y, dy,
-                      partial_kernel, partial_bias, input_grad, dx, relu):
-    """`direct_conv` over the whole batch, cut into ``parts`` ranges run in parallel (`engine.threads`)."""
+def direct_forward_batch(parts, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, relu):
+    """`direct_forward` over the whole batch, cut into ``parts`` ranges run in parallel (`engine.threads`)."""
+    batch = x.shape[0]
+    for part in prange(parts):
+        direct_forward(batch * part // parts, batch * (part + 1) // parts, x, kernel, bias, stride_d, stride_h,
+                       stride_w, pad_d, pad_h, pad_w, y, relu)
+
+
+@njit(parallel=True, cache=True)
+def direct_backward_batch(parts, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
+                          partial_kernel, partial_bias, dx):
+    """`direct_backward` over the whole batch, in ``parts`` ranges run in parallel."""
     batch = x.shape[0]
     for index in prange(parts):
         part = np.int64(index)  # one type for the kernel's argument (prange counts in uint64)
-        direct_conv(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, bias, stride_d, stride_h,
-                    stride_w, pad_d, pad_h, pad_w, forward, y, dy, partial_kernel, partial_bias, input_grad, dx, relu)
+        direct_backward(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, stride_d, stride_h,
+                        stride_w, pad_d, pad_h, pad_w, y, dy, partial_kernel, partial_bias, dx)
 
 
 # ------------------------------------------------- plain-NumPy reference (test oracle)
@@ -512,7 +542,7 @@ def conv_backward_reference(x, kernel, dy, stride, pad_before, pad_after):
 FAST = True
 #: On the fast path, convolutions of at most this many input channels, whose runs of
 #: positions L (see `plane_sizes`) are at least `DIRECT_MIN_RUN` long, run the direct
-#: kernels (`direct_conv`) instead of im2col + BLAS.  Measured per training step
+#: kernels (`direct_forward`, `direct_backward`) instead of im2col + BLAS.  Measured per training step
 #: (medians): LeNet-5's 6 → 16 layer (L = 136) 4.1 ms with im2col, 3.1 ms direct; the
 #: three-conv network's 8 → 12 (7×7 outputs, L = 55) 2.1 ms with im2col, 2.6 ms direct.
 DIRECT_MAX_CHANNELS = 16
@@ -597,11 +627,8 @@ class Conv(Layer):
         elif self._direct():
             self._cols = None
             y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=np.result_type(x5, self._kernel))
-            ranges = parts(x5.shape[0])  # no gradients: the ranges' sums are not written
-            unused_kernel = np.empty((ranges, *self._kernel.shape), dtype=y.dtype)
-            direct_conv_batch(ranges, x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, True, y, y,
-                              unused_kernel, np.empty((ranges, self.filters), dtype=y.dtype), False, x5,
-                              self._relu_inside())
+            direct_forward_batch(parts(x5.shape[0]), x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, y,
+                                 self._relu_inside())
         elif self.fast:
             y = self._forward_products(x5, bias)
         else:
@@ -713,18 +740,17 @@ class Conv(Layer):
 
     def _backward_direct(self, dy5: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(dx, dkernel, dbias)`` of the direct path: the weight gradients summed per range of
-        samples (`direct_conv`, which also writes ∂L/∂x), then the ranges' partials in a fixed order."""
+        samples (`direct_backward`, which also writes ∂L/∂x), then the ranges' partials in a fixed order."""
         w, x5 = self.window, self._x
         ranges = parts(x5.shape[0])
         partial_kernel = np.zeros((ranges, *self._kernel.shape), dtype=dy5.dtype)
         partial_bias = np.zeros((ranges, self.filters), dtype=dy5.dtype)
         kernel = self._kernel.astype(dy5.dtype, copy=False)
-        dx = np.empty(x5.shape, dtype=dy5.dtype) if self.input_grad else dy5  # (dy5: not written)
-        relu = self._relu_inside()
-        y = self._y.reshape(dy5.shape) if relu else dy5  # relu: its slope read off the forward output
-        direct_conv_batch(ranges, x5, kernel, partial_bias[0], *w.stride_3d, *w.pad_before_3d, False, y, dy5,
-                          partial_kernel, partial_bias, self.input_grad, dx, relu)
-        return dx if self.input_grad else None, partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
+        dx = np.empty(x5.shape, dtype=dy5.dtype) if self.input_grad else None
+        y = self._y.reshape(dy5.shape) if self._relu_inside() else None  # relu: its slope read off the output
+        direct_backward_batch(ranges, x5, kernel, *w.stride_3d, *w.pad_before_3d, y, dy5, partial_kernel,
+                              partial_bias, dx)
+        return dx, partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
 
     def penalty(self) -> float:
         kernel = self.params["kernel"]
