@@ -195,14 +195,14 @@ def test_dropconnect_masks_weights_at_train_time_only():
 
 
 @st.composite
-def conv_problems(draw):
+def conv_problems(draw, max_channels=3, max_filters=4):
     rank = draw(st.integers(1, 3))
     sizes = tuple(draw(st.integers(1, 6)) for _ in range(rank))
     kernel = tuple(draw(st.integers(1, 4)) for _ in range(rank))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
     padding = draw(st.sampled_from(["valid", "same", (0,), (1,), (2,)]))
-    channels, filters, batch = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
-    return sizes, kernel, stride, padding, channels, filters, batch
+    channels, filters = draw(st.integers(1, max_channels)), draw(st.integers(1, max_filters))
+    return sizes, kernel, stride, padding, channels, filters, draw(st.integers(1, 3))
 
 
 @settings(max_examples=25, deadline=None)

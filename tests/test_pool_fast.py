@@ -14,6 +14,7 @@ from engine.layers.pool import (
     Pool,
     avg_pool_backward_fast,
     max_pool_backward_fast,
+    max_pool_forward_inside,
     pool_backward_reference,
     pool_forward_fast,
     pool_forward_reference,
@@ -77,6 +78,11 @@ def test_fast_kernels_equal_the_reference_on_random_shapes(problem, seed):
     dx = np.empty_like(x)
     argmax = np.empty(y.shape, dtype=np.int32)
     pool_forward_fast(x, mode == "max", *w.kernel_3d, *w.stride_3d, *w.pad_before_3d, y, argmax)
+    if mode == "max" and not any(w.pad_before_3d + w.pad_after_3d):  # the layer's kernel for this case
+        y_inside, argmax_inside = np.empty_like(y), np.empty_like(argmax)
+        max_pool_forward_inside(x, *w.kernel_3d, *w.stride_3d, y_inside, argmax_inside)
+        np.testing.assert_array_equal(y_inside, y)
+        np.testing.assert_array_equal(argmax_inside, argmax)
     if mode == "max":
         max_pool_backward_fast(dy, argmax, dx)
     else:
