@@ -112,6 +112,6 @@ def test_the_spin_settings_fill_in_and_never_override():
     from engine.spin import SETTINGS, set_spin_environment
 
     assert set_spin_environment({}) == SETTINGS
-    mine = {"OPENBLAS_THREAD_TIMEOUT": "20"}
-    assert set_spin_environment(mine)["OPENBLAS_THREAD_TIMEOUT"] == "20"
+    mine = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+    assert set_spin_environment(mine)["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert mine["GOMP_SPINCOUNT"] == SETTINGS["GOMP_SPINCOUNT"]
