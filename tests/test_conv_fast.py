@@ -1,5 +1,5 @@
 """The convolution's Numba paths — im2col + BLAS (``fast=True``, the default), its direct
-kernel for few input channels (``fast=True``, C ≤ 16) and the readable per-sample loops
+kernel for few input channels (``fast=True``, C ≤ DIRECT_MAX_CHANNELS) and the readable per-sample loops
 (``fast=False``) — each against the plain-NumPy reference and central differences, on
 the cases of test_conv.py and on random shapes."""
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_short_runs_take_im2col_unless_told():
     assert layer._cols is None
 
 
-# ------------------------------------------------------ the direct path (C ≤ 16)
+# ------------------------------------ the direct path (C ≤ DIRECT_MAX_CHANNELS)
 
 DIRECT_CASES = [  # input shape, filters, kernel, stride, padding
     ((9, 1), 3, (3,), (1,), "valid"),  # 1-D
@@ -108,7 +108,8 @@ DIRECT_CASES = [  # input shape, filters, kernel, stride, padding
     ((4, 5, 4, 2), 2, (2, 3, 2), (1,), "valid"),  # 3-D
     ((5, 4, 6, 1), 3, (3,), (2,), "same"),  # 3-D, stride 2, same
     ((14, 14, 6), 16, (5,), (1,), "valid"),  # LeNet-5's second convolution, C = 6
-    ((7, 8, 16), 5, (3,), (2,), "same"),  # C = 16, the most the direct path takes, stride 2
+    ((7, 8, 16), 5, (3,), (2,), "same"),  # C = 16, stride 2
+    ((8, 7, 32), 7, (3,), (1,), "valid"),  # C = 32, the most the direct path takes by itself
     ((4, 5, 4, 9), 3, (2,), (1,), (1,)),  # 3-D, C = 9, explicit padding
     ((7, 8, 5), 2, (3,), (3,), "valid"),  # the last input row and column are read by no output: ∂L/∂x = 0 there
     ((3, 4, 3, 4), 2, (2,), (1,), (1,)),  # 3-D, explicit pad 1, C = 4
