@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from engine.gradcheck import check_layer_grads
-from engine.layers.conv import DIRECT_MAX_CHANNELS, DIRECT_MIN_RUN, Conv, conv_backward_reference, conv_forward_reference
+from engine.layers.conv import DIRECT_MAX_CHANNELS, DIRECT_RUN, Conv, conv_backward_reference, conv_forward_reference
 from engine.layers.im2col import col2im, im2col
 from engine.layers.padding import Window, as_volume, to_3d
 from tests.test_conv import CASES, IDS, conv_info, conv_problems, random_input
@@ -82,14 +82,21 @@ def test_few_input_channels_take_the_direct_path():
     assert layer._cols is not None
 
 
-def test_short_runs_take_im2col_unless_told():
-    layer = Conv(conv_info((6, 6, 2), 3, (3,)), np.random.default_rng(0))  # 4×4 outputs: runs of 4·6 − 2 = 22
-    assert 22 < DIRECT_MIN_RUN
+def test_short_runs_stack_samples_and_equal_the_reference():
+    # 4×4 outputs: runs of 4·6 − 2 = 22 numbers in planes of 6·6 = 36 — several samples at a time
+    layer = Conv(conv_info((6, 6, 2), 3, (3,)), np.random.default_rng(0))
+    group = layer._group()
+    assert layer._run == 22 and (group - 1) * 36 + 22 >= DIRECT_RUN > (group - 2) * 36 + 22
+    layer.params["bias"][:] = 0.5
+    for batch in (2 * group + 5, 1, group):  # ranges ending in a short group, one sample, one whole group
+        check_against_reference(layer, random_input(layer.info, batch=batch, seed=batch), tolerance=1e-4)
+        assert layer._cols is None  # it went the direct way
+
+
+def test_wide_layers_take_im2col():
+    layer = Conv(conv_info((6, 6, 2), DIRECT_MAX_CHANNELS + 1, (3,)), np.random.default_rng(0))
     layer.forward(random_input(layer.info), training=True)
     assert layer._cols is not None
-    layer.direct = True
-    layer.forward(random_input(layer.info), training=True)
-    assert layer._cols is None
 
 
 # ------------------------------------ the direct path (C ≤ DIRECT_MAX_CHANNELS)
@@ -142,14 +149,18 @@ def test_the_direct_path_by_central_differences(case):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_the_direct_path_applies_a_fused_activation(activation):
-    info = conv_info((28, 28, 1), 6, (5,), (1,), "same")
-    x = random_input(info, batch=4)
-    dy = np.random.default_rng(5).standard_normal((4, *info.output_shape)).astype(np.float32)
+@pytest.mark.parametrize("shape, filters, kernel, padding, batch", [
+    ((28, 28, 1), 6, (5,), "same", 4),  # LeNet-5's first convolution: one sample at a time
+    ((6, 6, 2), 3, (3,), "valid", 31),  # short runs: samples stacked, ranges ending in a short group
+], ids=["long-runs", "stacked"])
+def test_the_direct_path_applies_a_fused_activation(activation, shape, filters, kernel, padding, batch):
+    info = conv_info(shape, filters, kernel, (1,), padding)
+    x = random_input(info, batch=batch)
+    dy = np.random.default_rng(5).standard_normal((batch, *info.output_shape)).astype(np.float32)
     results = []
     for direct in (True, False):
         layer = Conv(info, np.random.default_rng(0))
-        layer.params["bias"][:] = np.random.default_rng(2).standard_normal(6) * 0.1
+        layer.params["bias"][:] = np.random.default_rng(2).standard_normal(filters) * 0.1
         layer.direct = direct
         layer.fuse_activation(activation)
         y = layer.forward(x, training=True)

@@ -27,8 +27,8 @@ Two ways to compute it, chosen per layer (``Conv(…, fast=…)``, default `FAST
 the loops above (``fast=False``, the readable path), and the same sums as three
 matrix products around an im2col copy (`engine.layers.im2col`, ``fast=True``):
 BLAS runs them many times faster than any loop a student could read.  On the fast
-path a layer of at most `DIRECT_MAX_CHANNELS` input channels (the first convolutions
-of the course's networks) runs `direct_forward`/`direct_backward` instead, vectorised
+path a layer of at most `DIRECT_MAX_CHANNELS` input channels and filters (all the
+convolutions of the course's networks) runs `direct_forward`/`direct_backward` instead, vectorised
 over the output positions: there im2col's copy and a product only F columns wide cost
 more than the sums.  All are tested against the plain-NumPy reference below.
 
@@ -186,7 +186,7 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
         dbias[f] = total
 
 
-# ----------------------------------- the direct path: up to 32 input channels, long runs
+# ---------------------------------- the direct path: up to 32 input channels and filters
 #
 # With a few input channels and a handful of filters (the course's networks: 1 → 6,
 # 6 → 16, 4 → 8, 8 → 12, 32 → 32), im2col copies K·C numbers per position for a product
@@ -202,6 +202,8 @@ def conv_backward(x, dy, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad
 # are flat indices i = (od·HQ + oh)·WQ + ow: kernel cell m reads the plane from offset
 # ((m_d // SD)·HQ + m_h // SH)·WQ + m_w // SW on — one contiguous run of L numbers for all the
 # sample's positions (plus a few in the gaps between rows, computed and thrown away).
+# Where that run is short (small images), several samples' planes are laid one after
+# another (stacked along the depth), so one run covers them all (`DIRECT_RUN`).
 # Each range of samples runs on its own thread (`direct_forward_batch`, `direct_backward_batch`).
 
 
@@ -424,115 +426,132 @@ def add_cell_transposed(flat, plane_of, offset_of, weights, g):
 
 
 @njit(cache=True, nogil=True)
-def direct_planes(x, kernel, out_d, out_h, out_w, stride_d, stride_h, stride_w):
-    """The direct kernels' work arrays and layout for one range of samples: ``(xq, flat,
-    HQ, WQ, L, plane_of, offset_of)`` — the planes (and their flat view) a sample is copied
-    into, the planes' height and width, the run length, and each kernel cell's run."""
+def direct_planes(x, kernel, group, out_d, out_h, out_w, stride_d, stride_h, stride_w):
+    """The direct kernels' work arrays and layout for one range of samples, taken ``group``
+    samples at a time: ``(xq, flat, DQ, HQ, WQ, V, L, plane_of, offset_of)`` — the planes
+    (``group`` samples' planes one after another along the depth) and their flat view, one
+    sample's plane sizes and volume V = DQ·HQ·WQ, the group's run length
+    L = (group − 1)·V + one sample's run, and each kernel cell's run."""
     channels = x.shape[4]
     kernel_d, kernel_h, kernel_w = kernel.shape[0], kernel.shape[1], kernel.shape[2]
     plane_d, plane_h, plane_w, size = plane_sizes(out_d, out_h, out_w, kernel_d, kernel_h, kernel_w,
                                                   stride_d, stride_h, stride_w)
-    xq = np.empty((channels * stride_d * stride_h * stride_w, plane_d, plane_h, plane_w), dtype=x.dtype)
-    flat = xq.reshape((xq.shape[0], plane_d * plane_h * plane_w))
+    volume = plane_d * plane_h * plane_w
+    xq = np.zeros((channels * stride_d * stride_h * stride_w, group * plane_d, plane_h, plane_w), dtype=x.dtype)
+    flat = xq.reshape((xq.shape[0], group * volume))
     plane_of, offset_of = cell_runs(kernel_d, kernel_h, kernel_w, channels, stride_d, stride_h, stride_w,
                                     plane_h, plane_w)
-    return xq, flat, plane_h, plane_w, size, plane_of, offset_of
+    return xq, flat, plane_d, plane_h, plane_w, volume, (group - 1) * volume + size, plane_of, offset_of
 
 
 @njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
-def direct_forward(start, stop, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, relu):
+def direct_forward(start, stop, group, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, relu):
     """Samples ``start:stop`` of ``x (B, D, H, W, C)``, ``kernel (KD, KH, KW, C, F)``: write
     ``y (B, OD, OH, OW, F)`` = the convolution plus ``bias (F,)``, with ``relu`` max(0, ·) of it.
 
-    Per sample, with z[f, :] the outputs at the flat positions i (see above) and the
-    kernel's cells (m, c) numbered k = 0 … K·C − 1 in the kernel's order:
-    z[f, :] = bias[f] + Σ_k kernel[k, f] · plane(k)[offset(k) : offset(k) + L]."""
+    Per group of samples, with z[f, :] the outputs at the flat positions i (see above; sample
+    s of the group from s·V on) and the kernel's cells (m, c) numbered k = 0 … K·C − 1 in the
+    kernel's order: z[f, :] = bias[f] + Σ_k kernel[k, f] · plane(k)[offset(k) : offset(k) + L]."""
     _, out_d, out_h, out_w, filters = y.shape
-    xq, flat, plane_h, plane_w, size, plane_of, offset_of = direct_planes(x, kernel, out_d, out_h, out_w,
-                                                                          stride_d, stride_h, stride_w)
+    xq, flat, plane_d, plane_h, plane_w, volume, size, plane_of, offset_of = direct_planes(
+        x, kernel, group, out_d, out_h, out_w, stride_d, stride_h, stride_w)
     cells = plane_of.size
     z = np.empty((filters, size), dtype=y.dtype)
-    for b in range(start, stop):
-        _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq)
+    for first in range(start, stop, group):
+        count = min(group, stop - first)  # the range's last group may be short: its empty places are not read
+        for s in range(count):
+            _phase_planes(x[first + s], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                          xq[:, s * plane_d:(s + 1) * plane_d])
         for f in range(filters):
             z_f = z[f]
             for i in range(size):
                 z_f[i] = bias[f]
         add_cell_products(flat, plane_of, offset_of, kernel.reshape((cells, filters)), z)
-        for od in range(out_d):
-            for oh in range(out_h):
-                i = (od * plane_h + oh) * plane_w
-                for ow in range(out_w):
-                    out = y[b, od, oh, ow]
-                    for f in range(filters):
-                        value = z[f, i + ow]
-                        out[f] = 0.0 if relu and value < 0.0 else value  # (NaN stays NaN, as np.maximum)
+        for s in range(count):
+            for od in range(out_d):
+                for oh in range(out_h):
+                    i = s * volume + (od * plane_h + oh) * plane_w
+                    for ow in range(out_w):
+                        out = y[first + s, od, oh, ow]
+                        for f in range(filters):
+                            value = z[f, i + ow]
+                            out[f] = 0.0 if relu and value < 0.0 else value  # (NaN stays NaN, as np.maximum)
 
 
 @njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
-def direct_backward(start, stop, part, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
+def direct_backward(start, stop, group, part, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
                     partial_kernel, partial_bias, dx):
-    """Samples ``start:stop``: *add* their ∂L/∂kernel to ``partial_kernel[part]`` and ∂L/∂bias to
-    ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y; unless ``dx`` is None, write
-    their ``dx (B, D, H, W, C)``; unless ``y`` is None, it is the forward output of a relu
+    """Samples ``start:stop``, ``group`` at a time: *add* their ∂L/∂kernel to ``partial_kernel[part]``
+    and ∂L/∂bias to ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y; unless ``dx`` is
+    None, write their ``dx (B, D, H, W, C)``; unless ``y`` is None, it is the forward output of a relu
     applied in `direct_forward`, and ∂L/∂y counts only where y > 0.  (A None is a type to numba:
     a first layer's kernel is compiled without the ∂L/∂x code.)
 
     With g[f, :] = ∂L/∂z at the positions and zero in the gaps:
     ∂L/∂kernel[k, f] += plane(k)[offset(k) : offset(k) + L] · g[f, :]
-    ∂L/∂plane(k)[offset(k) : offset(k) + L] += Σ_f kernel[k, f] · g[f, :], then back to x."""
+    ∂L/∂plane(k)[offset(k) : offset(k) + L] += Σ_f kernel[k, f] · g[f, :], then back to x.
+    (A sample's positions read only its own planes: offset(k) + its run ≤ V.)"""
     _, out_d, out_h, out_w, filters = dy.shape
-    xq, flat, plane_h, plane_w, size, plane_of, offset_of = direct_planes(x, kernel, out_d, out_h, out_w,
-                                                                          stride_d, stride_h, stride_w)
+    xq, flat, plane_d, plane_h, plane_w, volume, size, plane_of, offset_of = direct_planes(
+        x, kernel, group, out_d, out_h, out_w, stride_d, stride_h, stride_w)
     cells = plane_of.size
     g = np.zeros((filters, size), dtype=dy.dtype)  # the gaps stay zero
     dbias = partial_bias[part]
     dz = np.empty(dy.shape[1:], dtype=dy.dtype)  # ∂L/∂z of one sample, (OD, OH, OW, F)
     dz_flat = dz.reshape(-1)
-    for b in range(start, stop):
-        _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, xq)
-        grad = dy[b]
-        if y is not None:  # relu's slope, one vector loop over the sample (not per position:
-            # with a handful of filters that loop was too short for vector code and
-            # mispredicted its test — 5 ns a number)
-            dy_flat, y_flat = grad.reshape(-1), y[b].reshape(-1)
-            for j in range(dz_flat.size):
-                dz_flat[j] = dy_flat[j] if y_flat[j] > 0 else 0.0
-            grad = dz
-        for od in range(out_d):
-            for oh in range(out_h):
-                i = (od * plane_h + oh) * plane_w
-                for ow in range(out_w):
-                    grad_out = grad[od, oh, ow]
-                    for f in range(filters):
-                        dbias[f] += grad_out[f]
-                    for f in range(filters):
-                        g[f, i + ow] = grad_out[f]
+    for first in range(start, stop, group):
+        count = min(group, stop - first)
+        if count < group:  # the range's last group, short: its empty places add nothing
+            xq[:, count * plane_d:] = 0.0
+            g[:, count * volume:] = 0.0
+        for s in range(count):
+            b = first + s
+            _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                          xq[:, s * plane_d:(s + 1) * plane_d])
+            grad = dy[b]
+            if y is not None:  # relu's slope, one vector loop over the sample (not per position:
+                # with a handful of filters that loop was too short for vector code and
+                # mispredicted its test — 5 ns a number)
+                dy_flat, y_flat = grad.reshape(-1), y[b].reshape(-1)
+                for j in range(dz_flat.size):
+                    dz_flat[j] = dy_flat[j] if y_flat[j] > 0 else 0.0
+                grad = dz
+            for od in range(out_d):
+                for oh in range(out_h):
+                    i = s * volume + (od * plane_h + oh) * plane_w
+                    for ow in range(out_w):
+                        grad_out = grad[od, oh, ow]
+                        for f in range(filters):
+                            dbias[f] += grad_out[f]
+                        for f in range(filters):
+                            g[f, i + ow] = grad_out[f]
         add_cell_gradients(flat, plane_of, offset_of, g, partial_kernel[part].reshape((cells, filters)))
         if dx is not None:
             flat[...] = 0.0  # the planes now collect ∂L/∂x
             add_cell_transposed(flat, plane_of, offset_of, kernel.reshape((cells, filters)), g)
-            _from_phase_planes(xq, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dx[b])
+            for s in range(count):
+                _from_phase_planes(xq[:, s * plane_d:(s + 1) * plane_d], stride_d, stride_h, stride_w, pad_d,
+                                   pad_h, pad_w, dx[first + s])
 
 
 @njit(parallel=True, cache=True)
-def direct_forward_batch(parts, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, relu):
+def direct_forward_batch(parts, group, x, kernel, bias, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, relu):
     """`direct_forward` over the whole batch, cut into ``parts`` ranges run in parallel (`engine.threads`)."""
     batch = x.shape[0]
     for part in prange(parts):
-        direct_forward(batch * part // parts, batch * (part + 1) // parts, x, kernel, bias, stride_d, stride_h,
-                       stride_w, pad_d, pad_h, pad_w, y, relu)
+        direct_forward(batch * part // parts, batch * (part + 1) // parts, group, x, kernel, bias, stride_d,
+                       stride_h, stride_w, pad_d, pad_h, pad_w, y, relu)
 
 
 @njit(parallel=True, cache=True)
-def direct_backward_batch(parts, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
+def direct_backward_batch(parts, group, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
                           partial_kernel, partial_bias, dx):
     """`direct_backward` over the whole batch, in ``parts`` ranges run in parallel."""
     batch = x.shape[0]
     for index in prange(parts):
         part = np.int64(index)  # one type for the kernel's argument (prange counts in uint64)
-        direct_backward(batch * part // parts, batch * (part + 1) // parts, part, x, kernel, stride_d, stride_h,
-                        stride_w, pad_d, pad_h, pad_w, y, dy, partial_kernel, partial_bias, dx)
+        direct_backward(batch * part // parts, batch * (part + 1) // parts, group, part, x, kernel, stride_d,
+                        stride_h, stride_w, pad_d, pad_h, pad_w, y, dy, partial_kernel, partial_bias, dx)
 
 
 # ------------------------------------------------- plain-NumPy reference (test oracle)
@@ -569,15 +588,20 @@ def conv_backward_reference(x, kernel, dy, stride, pad_before, pad_after):
 
 #: Default for new layers: True, im2col + BLAS products; False, the per-sample loops above.
 FAST = True
-#: On the fast path, convolutions of at most this many input channels, whose runs of
-#: positions L (see `plane_sizes`) are at least `DIRECT_MIN_RUN` long, run the direct
-#: kernels (`direct_forward`, `direct_backward`) instead of im2col + BLAS.  Measured per training step
-#: (medians): LeNet-5's 6 → 16 layer (L = 136) 4.1 ms with im2col, 3.1 ms direct; the
-#: three-conv network's 8 → 12 (7×7 outputs, L = 55) 2.1 ms with im2col, 2.6 ms direct;
-#: the hand-signs CNN's 32 → 32 (60×60 outputs, batch 32) forward + backward 120 ms with
-#: im2col, 85 ms direct.  At C = F = 64 (30×30 outputs) the two are even.
+#: On the fast path, convolutions of at most this many input channels and filters run
+#: the direct kernels (`direct_forward`, `direct_backward`) instead of im2col + BLAS, whose
+#: products are then narrow on both sides.  Measured, forward + backward (medians, batch
+#: as trained): LeNet-5's 6 → 16 layer 3.0 ms with im2col, 1.5 direct; the hand-signs
+#: CNN's 32 → 32 (60×60 outputs) 120 ms with im2col, 85 direct; the three-conv network's
+#: 8 → 12 (7×7 outputs) 2.6 ms with im2col, 2.0–2.3 direct with samples stacked (`DIRECT_RUN`);
+#: but 32 → 64 on 6×6 outputs 4.2 ms with im2col, 4.6 direct: wider products are BLAS's.
 DIRECT_MAX_CHANNELS = 32
-DIRECT_MIN_RUN = 100
+#: The run length the direct kernels aim for: a sample whose run L (see `plane_sizes`) is
+#: shorter is taken together with the next ones, their planes one after another, until the
+#: group's run is this long (the three-conv network's 7×7 layer: L = 55, planes of V = 64,
+#: 7 samples at a time — forward + backward 2.5–2.9 ms one sample at a time, 2.0–2.3 stacked;
+#: 13 at a time no better; LeNet-5's 6 → 16, L = 136, 3 at a time: the same as one).
+DIRECT_RUN = 400
 
 
 class Conv(Layer):
@@ -627,8 +651,9 @@ class Conv(Layer):
         self._cols = None  # fast path: the last forward's im2col rows (B, OD, OH, OW, K·C + 1)
         self._scratch: dict[str, np.ndarray] = {}  # fast path: work arrays kept from batch to batch
         self._y = None  # with a fused activation: the last output, (B·O, F)
-        w = self.window  # the direct kernels' run length L (see `plane_sizes`)
-        *_, self._run = plane_sizes(*w.output_3d, *w.kernel_3d, *w.stride_3d)
+        w = self.window  # the direct kernels' run length L per sample (see `plane_sizes`) and planes' volume
+        plane_d, plane_h, plane_w, self._run = plane_sizes(*w.output_3d, *w.kernel_3d, *w.stride_3d)
+        self._volume = plane_d * plane_h * plane_w
 
     def fuse_activation(self, name: str) -> None:
         """Apply the activation ``name`` (relu, tanh, sigmoid, linear) inside this layer from now on."""
@@ -658,7 +683,7 @@ class Conv(Layer):
         elif self._direct():
             self._cols = None
             y = np.empty((x5.shape[0], *w.output_3d, self.filters), dtype=np.result_type(x5, self._kernel))
-            direct_forward_batch(parts(x5.shape[0]), x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, y,
+            direct_forward_batch(parts(x5.shape[0]), self._group(), x5, self._kernel, bias, *w.stride_3d, *w.pad_before_3d, y,
                                  self._relu_inside())
         elif self.fast:
             y = self._forward_products(x5, bias)
@@ -718,12 +743,18 @@ class Conv(Layer):
     # ---------------------------------------------- the fast path: im2col + three BLAS products
 
     def _direct(self) -> bool:
-        """Whether this layer goes the direct way rather than im2col + BLAS: few input
-        channels, and runs of positions long enough for the vector loops (`_run`)."""
+        """Whether this layer goes the direct way rather than im2col + BLAS: at most
+        `DIRECT_MAX_CHANNELS` input channels and filters."""
         if not self.fast or self.direct is False:
             return False
         channels = self.info.input_shape[-1]
-        return self.direct or (channels <= DIRECT_MAX_CHANNELS and self._run >= DIRECT_MIN_RUN)
+        return self.direct or max(channels, self.filters) <= DIRECT_MAX_CHANNELS
+
+    def _group(self) -> int:
+        """How many samples the direct kernels take at a time: enough that their run reaches
+        `DIRECT_RUN` (one when a sample's own run does)."""
+        short = max(0, DIRECT_RUN - self._run)
+        return 1 + -(-short // self._volume)
 
     def _relu_inside(self) -> bool:
         """Whether the direct kernels apply this layer's relu themselves (no pass of its own)."""
@@ -779,7 +810,7 @@ class Conv(Layer):
         kernel = self._kernel.astype(dy5.dtype, copy=False)
         dx = np.empty(x5.shape, dtype=dy5.dtype) if self.input_grad else None
         y = self._y.reshape(dy5.shape) if self._relu_inside() else None  # relu: its slope read off the output
-        direct_backward_batch(ranges, x5, kernel, *w.stride_3d, *w.pad_before_3d, y, dy5, partial_kernel,
+        direct_backward_batch(ranges, self._group(), x5, kernel, *w.stride_3d, *w.pad_before_3d, y, dy5, partial_kernel,
                               partial_bias, dx)
         return dx, partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
 
