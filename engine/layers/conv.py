@@ -479,13 +479,15 @@ def direct_forward(start, stop, group, x, kernel, bias, stride_d, stride_h, stri
 
 
 @njit(inline="always", fastmath=FASTMATH)  # compiled only as part of its parallel wrapper
-def direct_backward(start, stop, group, part, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
-                    partial_kernel, partial_bias, dx):
+def direct_backward(start, stop, group, part, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, relu, y,
+                    dy, partial_kernel, partial_bias, dx):
     """Samples ``start:stop``, ``group`` at a time: *add* their ∂L/∂kernel to ``partial_kernel[part]``
     and ∂L/∂bias to ``partial_bias[part]``, from ``dy (B, OD, OH, OW, F)`` = ∂L/∂y; unless ``dx`` is
-    None, write their ``dx (B, D, H, W, C)``; unless ``y`` is None, it is the forward output of a relu
-    applied in `direct_forward`, and ∂L/∂y counts only where y > 0.  (A None is a type to numba:
-    a first layer's kernel is compiled without the ∂L/∂x code.)
+    None, write their ``dx (B, D, H, W, C)``.  With ``relu``, ``y`` is the forward output of the relu
+    applied in `direct_forward`, and ∂L/∂y counts only where y > 0 (without, y is not read).  (A
+    None is a type to numba: a first layer's kernel is compiled without the ∂L/∂x code.  The relu
+    is a flag, not a None, so that one compiled kernel serves both: each variant costs 10–15 s
+    of compiling on a first run.)
 
     With g[f, :] = ∂L/∂z at the positions and zero in the gaps:
     ∂L/∂kernel[k, f] += plane(k)[offset(k) : offset(k) + L] · g[f, :]
@@ -509,7 +511,7 @@ def direct_backward(start, stop, group, part, x, kernel, stride_d, stride_h, str
             _phase_planes(x[b], stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                           xq[:, s * plane_d:(s + 1) * plane_d])
             grad = dy[b]
-            if y is not None:  # relu's slope, one vector loop over the sample (not per position:
+            if relu:  # relu's slope, one vector loop over the sample (not per position:
                 # with a handful of filters that loop was too short for vector code and
                 # mispredicted its test — 5 ns a number)
                 dy_flat, y_flat = grad.reshape(-1), y[b].reshape(-1)
@@ -544,14 +546,14 @@ def direct_forward_batch(parts, group, x, kernel, bias, stride_d, stride_h, stri
 
 
 @njit(parallel=True, cache=True)
-def direct_backward_batch(parts, group, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, y, dy,
+def direct_backward_batch(parts, group, x, kernel, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, relu, y, dy,
                           partial_kernel, partial_bias, dx):
     """`direct_backward` over the whole batch, in ``parts`` ranges run in parallel."""
     batch = x.shape[0]
     for index in prange(parts):
         part = np.int64(index)  # one type for the kernel's argument (prange counts in uint64)
         direct_backward(batch * part // parts, batch * (part + 1) // parts, group, part, x, kernel, stride_d,
-                        stride_h, stride_w, pad_d, pad_h, pad_w, y, dy, partial_kernel, partial_bias, dx)
+                        stride_h, stride_w, pad_d, pad_h, pad_w, relu, y, dy, partial_kernel, partial_bias, dx)
 
 
 # ------------------------------------------------- plain-NumPy reference (test oracle)
@@ -809,9 +811,10 @@ class Conv(Layer):
         partial_bias = np.zeros((ranges, self.filters), dtype=dy5.dtype)
         kernel = self._kernel.astype(dy5.dtype, copy=False)
         dx = np.empty(x5.shape, dtype=dy5.dtype) if self.input_grad else None
-        y = self._y.reshape(dy5.shape) if self._relu_inside() else None  # relu: its slope read off the output
-        direct_backward_batch(ranges, self._group(), x5, kernel, *w.stride_3d, *w.pad_before_3d, y, dy5, partial_kernel,
-                              partial_bias, dx)
+        relu = self._relu_inside()  # its slope read off the output y (without relu, y is not read)
+        y = self._y.reshape(dy5.shape) if relu else dy5
+        direct_backward_batch(ranges, self._group(), x5, kernel, *w.stride_3d, *w.pad_before_3d, relu, y, dy5,
+                              partial_kernel, partial_bias, dx)
         return dx, partial_kernel.sum(axis=0), partial_bias.sum(axis=0)
 
     def penalty(self) -> float:
