@@ -289,9 +289,16 @@ def cell_runs(kernel_d, kernel_h, kernel_w, channels, stride_d, stride_h, stride
     return plane_of, offset_of
 
 
+@njit(cache=True, nogil=True)
+def cell_run(flat, plane_of, offset_of, k, size):
+    """run(k): kernel cell k's ``size`` numbers in the planes, ``flat[plane_of[k], offset_of[k]:][:size]``."""
+    start = offset_of[k]
+    return flat[plane_of[k], start:start + size]
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def add_cell_products(flat, plane_of, offset_of, weights, z):
-    """``z[f, :] += Σ_k weights[k, f] · run(k)``, run(k) = ``flat[plane_of[k], offset_of[k]:][:L]``.
+    """``z[f, :] += Σ_k weights[k, f] · run(k)``, run(k) = `cell_run` (L numbers).
 
     Four cells and three filters a pass: each number of the four runs, loaded once, goes
     into three sums, and each pass over z adds four products — per twelve multiply-adds,
@@ -302,10 +309,10 @@ def add_cell_products(flat, plane_of, offset_of, weights, z):
     size = z.shape[1]
     k = 0
     while k + 4 <= cells:
-        p0 = flat[plane_of[k], offset_of[k]:offset_of[k] + size]  # (L,)
-        p1 = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
-        p2 = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
-        p3 = flat[plane_of[k + 3], offset_of[k + 3]:offset_of[k + 3] + size]
+        p0 = cell_run(flat, plane_of, offset_of, k, size)  # (L,)
+        p1 = cell_run(flat, plane_of, offset_of, k + 1, size)
+        p2 = cell_run(flat, plane_of, offset_of, k + 2, size)
+        p3 = cell_run(flat, plane_of, offset_of, k + 3, size)
         f = 0
         while f + 3 <= filters:
             z_a, z_b, z_c = z[f], z[f + 1], z[f + 2]
@@ -325,7 +332,7 @@ def add_cell_products(flat, plane_of, offset_of, weights, z):
                 z_f[i] += p0[i] * w0 + p1[i] * w1 + p2[i] * w2 + p3[i] * w3
         k += 4
     for k in range(k, cells):  # the last one to three cells
-        pixels = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+        pixels = cell_run(flat, plane_of, offset_of, k, size)
         for f in range(filters):
             z_f = z[f]
             weight = weights[k, f]
@@ -341,10 +348,10 @@ def add_cell_gradients(flat, plane_of, offset_of, g, grads):
     size = g.shape[1]
     k = 0
     while k + 4 <= cells:
-        p0 = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
-        p1 = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
-        p2 = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
-        p3 = flat[plane_of[k + 3], offset_of[k + 3]:offset_of[k + 3] + size]
+        p0 = cell_run(flat, plane_of, offset_of, k, size)
+        p1 = cell_run(flat, plane_of, offset_of, k + 1, size)
+        p2 = cell_run(flat, plane_of, offset_of, k + 2, size)
+        p3 = cell_run(flat, plane_of, offset_of, k + 3, size)
         f = 0
         while f + 2 <= filters:
             g_a, g_b = g[f], g[f + 1]
@@ -369,10 +376,10 @@ def add_cell_gradients(flat, plane_of, offset_of, g, grads):
             f += 2
         if f < filters:  # an odd filter count: the last filter, one cell at a time
             for j in range(4):
-                grads[k + j, f] += _dot(flat[plane_of[k + j], offset_of[k + j]:offset_of[k + j] + size], g[f])
+                grads[k + j, f] += _dot(cell_run(flat, plane_of, offset_of, k + j, size), g[f])
         k += 4
     for k in range(k, cells):  # the last one to three cells
-        pixels = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+        pixels = cell_run(flat, plane_of, offset_of, k, size)
         for f in range(filters):
             grads[k, f] += _dot(pixels, g[f])
 
@@ -395,9 +402,9 @@ def add_cell_transposed(flat, plane_of, offset_of, weights, g):
     size = g.shape[1]
     k = 0
     while k + 3 <= cells:
-        run_a = flat[plane_of[k], offset_of[k]:offset_of[k] + size]  # (L,)
-        run_b = flat[plane_of[k + 1], offset_of[k + 1]:offset_of[k + 1] + size]
-        run_c = flat[plane_of[k + 2], offset_of[k + 2]:offset_of[k + 2] + size]
+        run_a = cell_run(flat, plane_of, offset_of, k, size)  # (L,)
+        run_b = cell_run(flat, plane_of, offset_of, k + 1, size)
+        run_c = cell_run(flat, plane_of, offset_of, k + 2, size)
         f = 0
         while f + 4 <= filters:
             g0, g1, g2, g3 = g[f], g[f + 1], g[f + 2], g[f + 3]
@@ -418,7 +425,7 @@ def add_cell_transposed(flat, plane_of, offset_of, weights, g):
                 run_c[i] += g_f[i] * weight_c
         k += 3
     for k in range(k, cells):  # the last one or two cells
-        run = flat[plane_of[k], offset_of[k]:offset_of[k] + size]
+        run = cell_run(flat, plane_of, offset_of, k, size)
         for f in range(filters):
             g_f, weight = g[f], weights[k, f]
             for i in range(size):
