@@ -379,7 +379,10 @@ class _ToSpec(Transformer):
         if not math.isfinite(value):
             raise self.source.error_at(token, f"{what} must be a finite number, got '{text}'")
         if value not in allowed:
-            raise self.source.error_at(token, f"{what} must be {allowed}, got {text}")
+            hint = None
+            if allowed is FRACTION and 1 <= value < 100 and value == int(value):  # `dropout 50`: a percentage
+                hint = f"did you mean {value / 100:g}? A rate is a fraction: {value:g} % is {value / 100:g}"
+            raise self.source.error_at(token, f"{what} must be {allowed}, got {text}", hint)
         return value
 
     def _sizes(self, token: Token, what: str, allowed: _Range = SIZE) -> tuple[int, ...]:

@@ -173,7 +173,7 @@ class _Resolver:
         self.total_params = 0
 
     def run(self, shape: Shape) -> tuple[LayerInfo, ...]:
-        self.shape = shape
+        self.shape = self.input_shape = shape
         spatial_rank = len(shape) - 1
         self.field = ((1, 1),) * spatial_rank if spatial_rank else None  # (r, j) per axis
         self.per_step = False  # the tensor is a sequence from `rnn … sequences`
@@ -470,7 +470,8 @@ def _activation(r: _Resolver, layer: ActivationLayer, shape: Shape) -> _Step:
 
 def _recurrent(r: _Resolver, layer: Recurrent, shape: Shape) -> _Step:
     if len(shape) != 2:
-        raise r.fail(layer, f"{layer.cell} needs a sequence input T×F; got {format_shape(shape)} ({LAYOUT_WORDS[len(shape)]})", hint=_sequence_hint(shape))
+        raise r.fail(layer, f"{layer.cell} needs a sequence input T×F; got {format_shape(shape)} ({LAYOUT_WORDS[len(shape)]})",
+                     hint=_sequence_hint(shape, r.input_shape if r.rows else None))
     if layer.units < 1:
         raise r.fail(layer, f"{describe(layer)}: a recurrent layer needs at least 1 unit")
     steps, features = shape
@@ -487,7 +488,14 @@ def _recurrent(r: _Resolver, layer: Recurrent, shape: Shape) -> _Step:
     )
 
 
-def _sequence_hint(shape: Shape) -> str:
+def _sequence_hint(shape: Shape, input_shape: Shape | None = None) -> str:
+    """How to give a recurrent layer a sequence; ``input_shape`` when layers come before it."""
+    if len(shape) == 3 and input_shape is not None and len(input_shape) == 3:
+        # `input 26x208` would drop the convolutions: keep them, as 1-D ones along the rows
+        height, width, channels = input_shape
+        return (f"an image cannot be turned into a sequence between layers; read it row by row from the start, "
+                f"`input {height}x{width * channels}` ({height} steps of {width * channels} features), "
+                f"and use 1-D convolutions before the recurrent layer (`conv 8 3`)")
     if len(shape) == 3:
         height, width, channels = shape
         return f"to read the image row by row, write `input {height}x{width * channels}` ({height} steps of {width * channels} features)"
