@@ -32,14 +32,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENVIRONMENT = dict(os.environ)  # as the user gave it, before `engine` adds its settings (engine.spin)
+ENVIRONMENT = dict(os.environ)  # as the user gave it, before `nnrun` adds its settings (nnrun.spin)
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-import dsl  # noqa: E402
-from dsl.spec import OptimizerSpec  # noqa: E402
-from engine.spin import set_spin_environment  # noqa: E402
+from nnrun import dsl  # noqa: E402
+from nnrun.dsl.spec import OptimizerSpec  # noqa: E402
+from nnrun.spin import set_spin_environment  # noqa: E402
 
 NETWORKS = [
     # name, spec file, batch
@@ -96,7 +96,7 @@ def timed(step, batches: int, seconds: float) -> float:
 
 
 def nnrun_trainer(model, x, y):
-    from engine.network import Network
+    from nnrun.engine.network import Network
 
     network = Network(model, seed=0, optimizer=OptimizerSpec(name="sgd", lr=0.01))
     network.train_step(x[0], y[0])  # compile
@@ -104,7 +104,7 @@ def nnrun_trainer(model, x, y):
 
 
 def nnrun_predictor(model, x):
-    from engine.network import Network
+    from nnrun.engine.network import Network
 
     network = Network(model, seed=0)
     network.predict(x[0], batch=len(x[0]))
@@ -127,7 +127,7 @@ def keras_padding(size: int, kernel: int, stride: int, padding) -> tuple[int, in
 def torch_module(model):
     """The same network in PyTorch (channels first), layer for layer."""
     import torch.nn as nn
-    from dsl.spec import ActivationLayer, BatchNorm, Conv, Dense, Dropout, Flatten, Pool
+    from nnrun.dsl.spec import ActivationLayer, BatchNorm, Conv, Dense, Dropout, Flatten, Pool
 
     def broadcast(value, rank):
         return tuple(value) * rank if len(value) == 1 else tuple(value)
@@ -232,7 +232,7 @@ def set_threads(engine: str, threads: int) -> None:
 
         torch.set_num_threads(threads)
     elif engine == "nnrun":
-        from engine.threads import use_threads
+        from nnrun.engine.threads import use_threads
 
         use_threads(threads)
     else:
@@ -270,7 +270,7 @@ class Worker:
 
     def __init__(self, engine: str, threads: int) -> None:
         command = [sys.executable, __file__, "--worker", engine, "--threads", str(threads)]
-        # nnrun's own environment (engine.spin: its thread pools spin briefly), set before
+        # nnrun's own environment (nnrun.spin: its thread pools spin briefly), set before
         # the worker loads NumPy; PyTorch and the SGEMM peak run with the default one
         environment = set_spin_environment(dict(ENVIRONMENT)) if engine == "nnrun" else dict(ENVIRONMENT)
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import NETWORKS, channels_first, load_model, make_data, timed, torch_module  # noqa: E402
 
-from dsl.spec import OptimizerSpec  # noqa: E402
+from nnrun.dsl.spec import OptimizerSpec  # noqa: E402
 
 
 def nnrun_trainer(model, x, y, device: str):
-    from engine.network import Network
+    from nnrun.engine.network import Network
 
     network = Network(model, seed=0, backend=device, optimizer=OptimizerSpec(name="sgd", lr=0.01))
     network.train_step(x[0], y[0])  # compile
@@ -75,8 +75,8 @@ def main() -> int:
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         print("bench_gpu: NUMBA_ENABLE_CUDASIM is set; the simulator is for tests, not for timing", file=sys.stderr)
         return 2
-    from engine.backend import BackendUnavailable
-    from engine.cuda import require
+    from nnrun.engine.backend import BackendUnavailable
+    from nnrun.engine.cuda import require
 
     try:
         cuda = require()

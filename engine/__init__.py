@@ -1,10 +1,9 @@
-"""Spec → numbers: layers (forward and backward kernels side by side), losses,
-optimizers and the network that chains them.
+"""Model → numbers: layers (forward and backward kernels side by side), losses,
+optimizers and the network that chains them.  Installed as `nnrun.engine`.
 
-`engine` never prints and never imports `rich` or the CLI.  The backend (plain
-NumPy reference, Numba CPU, Numba CUDA) is chosen in one place:
-`engine.backend`.
+`nnrun.engine` never prints and never imports `rich` or the command line.  The
+backend (plain NumPy reference, Numba CPU, Numba CUDA) is chosen in one place:
+`nnrun.engine.backend`.  The thread libraries' spin limits are set before NumPy
+loads by the package above it (`nnrun.spin`, run by `import nnrun`), which every
+import of `nnrun.engine` goes through.
 """
-from .spin import set_spin_environment
-
-set_spin_environment()  # before NumPy's OpenBLAS and numba's OpenMP load (see engine.spin)

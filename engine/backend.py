@@ -4,8 +4,9 @@
   BLAS for the big matrix products.
 * ``"reference"``: the plain-NumPy functions next to each kernel — slow, obviously
   right, the oracle the tests compare the kernels with.
-* ``"cuda"``: ``numba.cuda`` kernels (`engine.cuda`), every array on the GPU;
-  `BackendUnavailable` with one sentence when there is no usable GPU.
+* ``"cuda"``: ``numba.cuda`` kernels (`nnrun.engine.cuda`), every array on the GPU;
+  `BackendUnavailable` with one sentence when there is no usable GPU.  That package
+  is loaded by name (`BACKEND_LOADERS`), so this module never imports it.
 
 How a backend reaches the kernels: every layer class, the `Loss` and the
 optimizers take a keyword ``reference: bool = False`` and call either the
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsl import spec as S
-from dsl.spec import LayerInfo, OptimizerSpec
+from nnrun.dsl import spec as S
+from nnrun.dsl.spec import LayerInfo, OptimizerSpec
 
 from .layers.base import Layer
 
@@ -53,7 +54,7 @@ LAYER_CLASSES: dict[type, str] = {
 class Backend:
     name: str  # "cpu", "reference" or "cuda"
     reference: bool  # True: plain NumPy everywhere
-    package: str = "engine.layers"  # where the layer modules are
+    package: str = "nnrun.engine.layers"  # where the layer modules are
 
     def layer_class(self, statement: S.Layer) -> type[Layer]:
         kind = type(statement).__name__
@@ -93,17 +94,20 @@ class Backend:
 
 BACKENDS = {"cpu": Backend("cpu", reference=False), "reference": Backend("reference", reference=True)}
 
+# Backends in packages of their own, as "module:function" returning the `Backend`
+# (or raising `BackendUnavailable`).  This name is the one seam between the core and
+# the CUDA kernels: `nnrun.engine.cuda` imports this module for `Backend` and
+# `BackendUnavailable`, and this module only names it, so the two never import each
+# other, and a machine without numba's CUDA support never loads any of it.
+BACKEND_LOADERS = {"cuda": "nnrun.engine.cuda:load_backend"}
+
 
 def get_backend(name: str = "cpu") -> Backend:
     """The backend called ``name``: "cpu" (default), "reference" or "cuda"."""
-    if name == "cuda":
-        from .cuda import require
-
-        require()  # BackendUnavailable when there is no usable GPU
-        from .cuda.backend import CUDA
-
-        return CUDA
-    try:
+    if name in BACKENDS:
         return BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"unknown backend {name!r}; choose one of: cpu, reference, cuda") from None
+    if name in BACKEND_LOADERS:
+        module_name, function = BACKEND_LOADERS[name].split(":")
+        return getattr(importlib.import_module(module_name), function)()
+    choices = ", ".join([*BACKENDS, *BACKEND_LOADERS])
+    raise ValueError(f"unknown backend {name!r}; choose one of: {choices}")

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl.spec import ActivationLayer, Conv, Dense, LayerInfo, Model, OptimizerSpec
+from nnrun.dsl.spec import ActivationLayer, Conv, Dense, LayerInfo, Model, OptimizerSpec
 
 from . import metrics
 from .backend import get_backend

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
-from dsl.spec import OptimizerSpec
+from nnrun.dsl.spec import OptimizerSpec
 
 # ------------------------------------------------------------------- kernels (cpu)
 

@@ -9,7 +9,7 @@ Two kinds of parallel work run in a training step, each on its own pool:
   own threads, called from the main thread only.
 
 Both pools keep their threads spinning only briefly after their work
-(`engine.spin`), so that the other pool, which runs next, has the processors.
+(`nnrun.spin`), so that the other pool, which runs next, has the processors.
 Measured on the 2-core machine (PERF.md), median training step, LeNet-5 at batch 64,
 first CNN at 128, MLP at 128:
 
@@ -22,7 +22,7 @@ first CNN at 128, MLP at 128:
 The first row was this module's earlier policy: handing a range to a Python thread
 took 70–140 µs (waking a sleeping thread), 45× a ``prange`` start.  And OpenBLAS's
 threads with their default spin (0.1 s) slowed the kernels around the products by
-a third; with `engine.spin` they no longer do.  Two calls into a multi-threaded
+a third; with `nnrun.spin` they no longer do.  Two calls into a multi-threaded
 OpenBLAS at once, from two threads, collapse (a convolution backward pass 1.9 s
 instead of 60 ms): so products are never made inside a ``prange``.
 

@@ -8,9 +8,10 @@
 
 Exit status: 0 success, 1 run-time failure, 2 bad spec, data or arguments,
 130 interrupted.  No input ever ends in a traceback; ``NNRUN_DEBUG=1`` prints
-the traceback of an internal error.  Training, eval, predict and the data
-commands live in `nnrun.run` and `nnrun.datacmd`, imported only when used, so
-`summary` and `check` never import numba.
+the traceback of an internal error.  Training, eval, predict and generate live
+in `nnrun.commands` (which call `nnrun.training` and `nnrun.use`), the data
+commands in `nnrun.datacmd`; they are imported only when used, so `summary` and
+`check` never import numba.  Nothing below this module imports it.
 """
 from __future__ import annotations
 
@@ -24,16 +25,18 @@ import traceback
 
 from rich.console import Console
 
-from dsl import Spec, SpecError, parse, parse_file, resolve
+from nnrun.dsl import SpecError, resolve
 
 from .console import fatal, make_consoles, say
+from .errors import RunError
+from .specfile import load_spec, parse_input_shape
+from .words import plural
 
 COMMANDS = ("summary", "check", "eval", "predict", "data", "generate")
 DEVICES = ("cpu", "cuda", "auto")
 INTERRUPTED = 130
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
-SPEC_SUFFIXES = (".net", ".txt", ".spec")  # a SPEC ending so names a file, never inline text
-RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate"}  # in nnrun.run
+RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate"}  # in nnrun.commands
 
 
 def main(argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None) -> int:
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
     except SpecError as error:
         say(err, error.render())
         return 2
+    except RunError as error:  # also DataError and ModelFileError
+        return fatal(err, error.message, hint=error.hint, status=error.status)
     except KeyboardInterrupt:
         return fatal(err, "interrupted", status=INTERRUPTED)
     except BrokenPipeError:  # `nnrun … | head -3`: the reader has gone; end quietly, as `yes | head` does
@@ -90,9 +95,9 @@ def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         from . import datacmd
 
         return (datacmd.list_data if args.data_command == "list" else datacmd.fetch_data)(args, out, err)
-    from . import run
+    from . import commands
 
-    command = getattr(run, RUN_COMMANDS[args.command], None)
+    command = getattr(commands, RUN_COMMANDS[args.command], None)
     if command is None:
         return fatal(err, f"`nnrun {args.command}` is not available in this version", status=1)
     return command(args, out, err)
@@ -104,7 +109,7 @@ def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 def summary_command(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .summary import render_summary, summary_json
 
-    model = resolve(load_spec(args.spec), input_shape(args.input))
+    model = resolve(load_spec(args.spec), parse_input_shape(args.input))
     if args.json:
         out.print_json(data=summary_json(model))
         for warning in model.warnings:
@@ -116,47 +121,16 @@ def summary_command(args: argparse.Namespace, out: Console, err: Console) -> int
 
 def check_command(args: argparse.Namespace, out: Console, err: Console) -> int:
     spec = load_spec(args.spec)
-    shape = input_shape(args.input)
+    shape = parse_input_shape(args.input)
     if spec.input_shape is None and shape is None:
-        say(out, f"OK {spec.filename}: {len(spec.layers)} layers parsed; shapes not checked "
+        say(out, f"OK {spec.filename}: {plural(len(spec.layers), 'layer')} parsed; shapes not checked "
                  "(no input shape: add an `input` line or pass --input, e.g. --input 28x28x1)")
         return 0
     model = resolve(spec, shape)
-    say(out, f"OK {spec.filename}: {len(model.layers)} layers, {model.total_params:,} parameters")
+    say(out, f"OK {spec.filename}: {plural(len(model.layers), 'layer')}, {plural(model.total_params, 'parameter')}")
     for warning in model.warnings:
         say(err, f"warning: {warning}", style="yellow")
     return 0
-
-
-def load_spec(text_or_path: str) -> Spec:
-    """SPEC is a file when such a file exists or the text looks like a path, else an inline spec."""
-    if os.path.exists(text_or_path):
-        return parse_file(text_or_path)
-    if looks_like_path(text_or_path):
-        stripped = text_or_path.strip()
-        hint = (f"the name has spaces around it; did you mean '{stripped}'?" if stripped != text_or_path and os.path.exists(stripped)
-                else "check the path; an inline spec looks like \"dense 16 relu; dense 10 softmax\"")
-        raise _Usage(f"no such file: {text_or_path!r}" if stripped != text_or_path else f"no such file: {text_or_path}", hint=hint)
-    return parse(text_or_path, "<inline>")
-
-
-def looks_like_path(text: str) -> bool:
-    """A path, not spec text: one word with a folder separator or a spec file's suffix.
-    Layers are separated by `;` or new lines, so inline text has those or spaces inside."""
-    word = text.strip()
-    if not word or re.search(r"[;\n]", word) or " " in word:
-        return False
-    return "/" in word or "\\" in word or word.lower().endswith(SPEC_SUFFIXES)
-
-
-def input_shape(text: str | None) -> tuple[int, ...] | None:
-    """``--input 28x28x1`` → ``(28, 28, 1)``; ``x``, ``×`` and ``,`` all separate."""
-    if text is None:
-        return None
-    parts = re.split(r"\s*[xX×,]\s*", text.strip())
-    if not all(part.isdigit() for part in parts) or min(int(part) for part in parts) < 1:
-        raise _Usage(f"--input {text!r} is not a shape", hint="write it like 28x28x1, 50x1 or 784")
-    return tuple(int(part) for part in parts)
 
 
 # ------------------------------------------------------------------ arguments
@@ -275,9 +249,9 @@ def command_parser() -> argparse.ArgumentParser:
     _device_argument(evaluate)
     evaluate.add_argument("--batch", type=_positive_int, metavar="N", help="samples per forward pass (memory only; the result is the same)")
 
-    predict = commands.add_parser("predict", help="classify one input with a saved model")
+    predict = commands.add_parser("predict", help="classify samples with a saved model")
     predict.add_argument("model", metavar="MODEL", help="a model saved with --save")
-    predict.add_argument("input", metavar="INPUT", help="an image or array file")
+    predict.add_argument("input", metavar="INPUT", help="an .npy array (one sample or a batch) or an IDX images file (plain or .gz)")
     _device_argument(predict)
     predict.add_argument("--top", type=_positive_int, metavar="K", help="show the K most likely classes")
 

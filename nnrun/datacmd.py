@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from dsl.shapes import format_shape as shape_text
+from nnrun.dsl.shapes import format_shape as shape_text
 from nnrun.console import fatal, say
 from nnrun.data import NAMED, DataError
 from nnrun.data.fetch import verify

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import RunError
+
 FORMAT = "nnrun-model-1"
 
 
-class ModelFileError(Exception):
+class ModelFileError(RunError):
     """A model file that cannot be used; the message says why and what to do."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+        super().__init__(message, hint, status=2)
 
 
 @dataclass

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dsl import Model
-from dsl.shapes import format_count, format_shape
-from dsl.spec import Recurrent
+from nnrun.dsl import Model
+from nnrun.dsl.shapes import format_count, format_shape
+from nnrun.dsl.spec import Recurrent
 
 FLOAT32_BYTES = 4
 

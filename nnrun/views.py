@@ -1,5 +1,6 @@
 """What a training run shows: the header, live progress with the epoch table,
-the test result and the confusion matrix. Every view takes the console to draw on."""
+the test result and the confusion matrix. Every view takes the console to draw on;
+`TrainingDisplay` is the training run's `Progress` drawn on the terminal."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -12,20 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from .console import say
+from .networks import confusion_matrix
+from .training import Progress as TrainingProgress
+from .words import number, plural
 
-def number(value: float) -> str:
-    """A loss or metric: four decimals, or scientific notation when that would hide it
-    (``1.77e+18`` rather than nineteen digits, ``3.2e-07`` rather than ``0.0000``)."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    if abs(value) >= 1e6 or (value != 0 and abs(value) < 1e-4):
-        return f"{value:.3e}"
-    return f"{value:.4f}"
-
-
-def plural(count: int, word: str) -> str:
-    """``1 epoch``, ``2 epochs``, ``1,000 iterations``."""
-    return f"{count:,} {word}" + ("" if count == 1 else "s")
+__all__ = ["TrainingDisplay", "TrainingView", "number", "plural", "render_header", "render_confusion",
+           "render_filters", "render_state_gradients", "filter_picture", "confusion_matrix"]
 
 
 def render_header(console: Console, rows: list[tuple[str, str]]) -> None:
@@ -116,6 +110,41 @@ class TrainingView:
         self.table.add_row(*cells)
 
 
+class TrainingDisplay(TrainingProgress):
+    """A training run (`nnrun.training.train`) as the terminal shows it: warnings on the
+    error console; the header, the compile spinner and the live epoch table on the output."""
+
+    def __init__(self, out: Console, err: Console) -> None:
+        self.out, self.err = out, err
+        self.view: TrainingView | None = None
+
+    def warning(self, text: str) -> None:
+        say(self.err, f"warning: {text}", style="yellow")
+
+    def header(self, rows: list[tuple[str, str]]) -> None:
+        render_header(self.out, rows)
+
+    def compiling(self):
+        return self.out.status("preparing kernels (the first run compiles them: up to a minute)…", spinner="dots")
+
+    @contextmanager
+    def training(self, metric: str, validation: bool, history: list[dict]):
+        self.view = TrainingView(self.out, metric, validation)
+        for record in history:  # the epochs of a resumed checkpoint
+            self.view.end_epoch(record)
+        with self.view.live():
+            yield
+
+    def epoch_started(self, label: str, batches: int) -> None:
+        self.view.start_epoch(label, batches)
+
+    def batch_done(self, done: int, loss: float, metric: float, samples_per_second: float) -> None:
+        self.view.update(done, loss, metric, samples_per_second)
+
+    def epoch_done(self, record: dict) -> None:
+        self.view.end_epoch(record)
+
+
 def render_confusion(console: Console, matrix: np.ndarray, class_names: list[str]) -> None:
     """Rows are the true classes, columns the predicted ones; the diagonal is what was right.
     Columns are headed by class numbers, so ten long names still fit 80 columns."""
@@ -143,12 +172,6 @@ def render_confusion(console: Console, matrix: np.ndarray, class_names: list[str
         label = label if len(label) <= 11 else label[:10] + "…"
         table.add_row(label, *cells, f"{recall:.1%}")
     console.print(table)
-
-
-def confusion_matrix(true: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (true.astype(np.int64), predicted.astype(np.int64)), 1)
-    return matrix
 
 
 BLOCKS = " ▏▎▍▌▋▊▉█"  # eighths of a character cell, for bars finer than one cell

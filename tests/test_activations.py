@@ -4,11 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl.spec import Activation as Act
-from dsl.spec import ActivationLayer, Spec
-from engine.gradcheck import check_layer_grads
-from engine.layers.activations import Activation
+from nnrun import dsl
+from nnrun.dsl.spec import Activation as Act
+from nnrun.dsl.spec import ActivationLayer, Spec
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.activations import Activation
 
 NAMES = ["relu", "leakyrelu", "sigmoid", "tanh", "softmax", "linear"]
 

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from conftest import ROOT, run_cli
-from nnrun import run as run_module
+from nnrun import checkpoints
 from nnrun.model_io import load_model
 from nnrun.views import TrainingView, number, plural
 from test_training_cli import regression_npz
@@ -121,14 +121,14 @@ def test_outputs_get_the_usual_permissions(tmp_path):
 
 def test_a_model_that_cannot_be_written_is_rescued(tmp_path, monkeypatch):
     target = tmp_path / "m.npz"
-    real_save = run_module.save_model
+    real_save = checkpoints.save_model
 
     def full_disk(path, model):
         if Path(path) == target:
             raise OSError(errno.ENOSPC, "No space left on device")
         real_save(path, model)
 
-    monkeypatch.setattr(run_module, "save_model", full_disk)
+    monkeypatch.setattr(checkpoints, "save_model", full_disk)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "rescue"))
     (tmp_path / "rescue").mkdir()
     status, out, err = run_cli(XOR, "--data", "xor", "--save", target)
@@ -146,7 +146,7 @@ def test_a_report_that_cannot_be_written_keeps_the_model(tmp_path, monkeypatch):
     def failing(path, write):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(run_module, "atomic_write", failing)
+    monkeypatch.setattr(checkpoints, "atomic_write", failing)
     status, out, err = run_cli(XOR, "--data", "xor", "--save", model, "--report", report)
     assert status == 1
     assert f"could not write the report {report}: Read-only file system" in err
@@ -254,3 +254,55 @@ def test_a_closed_pipe_ends_quietly():
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141
     assert err == ""
+
+
+# ------------------------------------------------------------------ a student's review of the wording (issue 12)
+
+
+def test_a_percentage_for_a_rate_suggests_the_fraction():
+    status, _, err = run_cli("summary", "input 784; dropout 50; dense 10")
+    assert status == 2
+    assert "hint: did you mean 0.5?" in err
+    status, _, err = run_cli("summary", "input 784; dense 10 dropconnect 25")
+    assert status == 2 and "did you mean 0.25?" in err
+    status, _, err = run_cli("summary", "input 784; dropout 1.5; dense 10")
+    assert status == 2 and "did you mean" not in err  # 1.5 is no percentage
+
+
+def test_a_recurrent_layer_after_convolutions_keeps_them_in_the_hint():
+    status, _, err = run_cli("summary", "input 28x28x1; conv 8 3x3; lstm 8; dense 10 softmax")
+    assert status == 2
+    assert "`input 28x28`" in err and "1-D convolutions" in err
+    assert "input 26x208" not in err  # the old hint, which dropped the convolution
+    status, _, err = run_cli("summary", "input 28x28x1; lstm 8; dense 10 softmax")
+    assert status == 2 and "`input 28x28` (28 steps of 28 features)" in err
+
+
+def test_one_sigmoid_output_with_cce_blames_the_loss_line():
+    status, _, err = run_cli("input 2; dense 1 sigmoid; loss cce", "--data", "xor")
+    assert status == 2
+    assert "loss cce needs one output per class" in err and "`loss bce`" in err
+    assert "1 outputs" not in err
+
+
+def test_counts_of_one_are_singular():
+    status, out, _ = run_cli("check", "input 4; dense 1")
+    assert status == 0 and "1 layer, 5 parameters" in out
+    status, out, _ = run_cli("check", "dense 1")
+    assert status == 0 and "1 layer parsed" in out
+    status, _, err = run_cli("input 2; dense 1", "--data", regression_npz_path())
+    assert status == 2 and "1 outputs" not in err and "gives 1 output but" in err
+
+
+def regression_npz_path() -> Path:
+    path = Path(tempfile.mkdtemp()) / "four.npz"
+    x = np.zeros((8, 2), dtype=np.float32)
+    np.savez(path, x_train=x, y_train=np.zeros((8, 2), np.float32), x_test=x, y_test=np.zeros((8, 2), np.float32))
+    return path
+
+
+def test_predict_help_promises_only_what_it_reads():
+    status, out, _ = run_cli("predict", "--help")
+    assert status == 0
+    assert "image" not in out.replace("IDX images", "")
+    assert ".npy" in out and "IDX" in out

@@ -8,18 +8,18 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl.spec import Conv as ConvStatement
-from dsl.spec import Regularization, Spec
-from engine.gradcheck import check_layer_grads
-from engine.layers.conv import (
+from nnrun import dsl
+from nnrun.dsl.spec import Conv as ConvStatement
+from nnrun.dsl.spec import Regularization, Spec
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.conv import (
     Conv,
     conv_backward,
     conv_backward_reference,
     conv_forward,
     conv_forward_reference,
 )
-from engine.layers.padding import Window, as_volume, to_3d
+from nnrun.engine.layers.padding import Window, as_volume, to_3d
 
 
 def conv_info(input_shape, filters, kernel, stride=(1,), padding="valid", regularization=Regularization()):

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import dsl
-from engine.layers.conv_block import ConvBlock
-from engine.network import Network
+from nnrun import dsl
+from nnrun.engine.layers.conv_block import ConvBlock
+from nnrun.engine.network import Network
 
 BLOCKS = {
     "first CNN": "input 10x10x1; conv 16 3x3 relu; pool max 2; flatten; dense 3 softmax",

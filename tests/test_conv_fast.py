@@ -9,10 +9,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine.gradcheck import check_layer_grads
-from engine.layers.conv import DIRECT_MAX_CHANNELS, DIRECT_RUN, Conv, conv_backward_reference, conv_forward_reference
-from engine.layers.im2col import col2im, im2col
-from engine.layers.padding import Window, as_volume, to_3d
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.conv import DIRECT_MAX_CHANNELS, DIRECT_RUN, Conv, conv_backward_reference, conv_forward_reference
+from nnrun.engine.layers.im2col import col2im, im2col
+from nnrun.engine.layers.padding import Window, as_volume, to_3d
 from tests.test_conv import CASES, IDS, conv_info, conv_problems, random_input
 
 # (fast, direct): direct=True takes the direct kernels whatever the shape, False im2col + BLAS

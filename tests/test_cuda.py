@@ -18,17 +18,17 @@ if "numba.cuda" not in sys.modules:  # numba read its config at import; the simu
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import dsl  # noqa: E402
-from dsl.spec import OptimizerSpec  # noqa: E402
-from engine.backend import BackendUnavailable, get_backend  # noqa: E402
-from engine.network import Network  # noqa: E402
+from nnrun import dsl  # noqa: E402
+from nnrun.dsl.spec import OptimizerSpec  # noqa: E402
+from nnrun.engine.backend import BackendUnavailable, get_backend  # noqa: E402
+from nnrun.engine.network import Network  # noqa: E402
 
 try:
     CUDA = get_backend("cuda")
 except BackendUnavailable as error:  # numba.cuda was imported earlier without the simulator, and no GPU
     pytest.skip(f"no CUDA device and no simulator: {error}", allow_module_level=True)
 
-from engine.cuda.common import to_device, to_host  # noqa: E402
+from nnrun.engine.cuda.common import to_device, to_host  # noqa: E402
 
 CPU = get_backend("cpu")
 TOLERANCE = dict(rtol=2e-4, atol=2e-5)  # float32, summed in another order
@@ -75,7 +75,7 @@ def check_layer(text, batch=2, training=True, index=0, seed=0):
 
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
 def test_tiled_matmul_with_transposes_bias_and_partial_tiles(trans_a, trans_b):
-    from engine.cuda.matmul import TILE, matmul
+    from nnrun.engine.cuda.matmul import TILE, matmul
 
     rng = np.random.default_rng(0)
     rows, inner, columns = TILE + 1, 2 * TILE + 3, TILE - 1  # no size a multiple of the tile
@@ -150,8 +150,8 @@ def test_flatten_and_dropout_at_inference_are_the_identity():
 
 
 def test_dropout_kernels_with_a_fixed_mask():
-    from engine.cuda.dropout import dropout_backward_kernel, dropout_forward_kernel
-    from engine.layers.dropout import dropout_backward, dropout_forward
+    from nnrun.engine.cuda.dropout import dropout_backward_kernel, dropout_forward_kernel
+    from nnrun.engine.layers.dropout import dropout_backward, dropout_forward
 
     rng = np.random.default_rng(0)
     x, uniform, dy = (rng.random(40, dtype=np.float32) for _ in range(3))
@@ -176,8 +176,8 @@ def test_dropout_and_dropconnect_layers_draw_fresh_masks_on_the_device():
     assert 0.1 < (first == 0).mean() < 0.4
     assert not np.array_equal(first, to_host(layer.forward(to_device(x), True)))
 
-    from engine.cuda.common import dropconnect_mask_kernel
-    from engine.layers.dense import dropconnect_mask_ref
+    from nnrun.engine.cuda.common import dropconnect_mask_kernel
+    from nnrun.engine.layers.dense import dropconnect_mask_ref
 
     uniform = np.random.default_rng(1).random(30, dtype=np.float32)
     mask = to_device(np.zeros(30, np.float32))

@@ -20,7 +20,7 @@ def run(*argv, timeout=120):
 
 
 def has_gpu() -> bool:
-    probe = run("-c", "from engine.backend import get_backend; get_backend('cuda')")
+    probe = run("-c", "from nnrun.engine.backend import get_backend; get_backend('cuda')")
     return probe.returncode == 0
 
 
@@ -32,7 +32,7 @@ def no_gpu():
 
 def test_get_backend_cuda_raises_one_clear_sentence(no_gpu):
     code = (
-        "from engine.backend import BackendUnavailable, get_backend\n"
+        "from nnrun.engine.backend import BackendUnavailable, get_backend\n"
         "try:\n    get_backend('cuda')\nexcept BackendUnavailable as error:\n    print('unavailable:', error)\n"
     )
     result = run("-c", code)

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl.spec import Dense as DenseStatement
-from dsl.spec import Flatten as FlattenStatement
-from dsl.spec import Regularization, Spec
-from engine import initializers
-from engine.gradcheck import check_layer_grads
-from engine.layers.dense import Dense
-from engine.layers.flatten import Flatten
+from nnrun import dsl
+from nnrun.dsl.spec import Dense as DenseStatement
+from nnrun.dsl.spec import Flatten as FlattenStatement
+from nnrun.dsl.spec import Regularization, Spec
+from nnrun.engine import initializers
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.dense import Dense
+from nnrun.engine.layers.flatten import Flatten
 
 
 def make(inputs=4, units=3, reference=False, seed=0, **regularization):

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl.spec import Activation as ActivationSpec
-from dsl.spec import ActivationLayer, Spec
-from dsl.spec import Dense as DenseStatement
-from engine import threads
-from engine.gradcheck import check_layer_grads
-from engine.layers.activations import Activation
-from engine.layers.dense import Dense
+from nnrun import dsl
+from nnrun.dsl.spec import Activation as ActivationSpec
+from nnrun.dsl.spec import ActivationLayer, Spec
+from nnrun.dsl.spec import Dense as DenseStatement
+from nnrun.engine import threads
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.activations import Activation
+from nnrun.engine.layers.dense import Dense
 
 FUSED = ["linear", "relu", "tanh", "sigmoid"]
 
@@ -109,7 +109,7 @@ def test_use_threads_sets_both_pools(count):
 
 
 def test_the_spin_settings_fill_in_and_never_override():
-    from engine.spin import SETTINGS, set_spin_environment
+    from nnrun.spin import SETTINGS, set_spin_environment
 
     assert set_spin_environment({}) == SETTINGS
     mine = {"OPENBLAS_THREAD_TIMEOUT": "4"}

@@ -4,13 +4,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl.spec import BatchNorm as BatchNormStatement
-from dsl.spec import Dropout as DropoutStatement
-from dsl.spec import Spec
-from engine.gradcheck import check_layer_grads
-from engine.layers.batchnorm import BatchNorm
-from engine.layers.dropout import Dropout
+from nnrun import dsl
+from nnrun.dsl.spec import BatchNorm as BatchNormStatement
+from nnrun.dsl.spec import Dropout as DropoutStatement
+from nnrun.dsl.spec import Spec
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.batchnorm import BatchNorm
+from nnrun.engine.layers.dropout import Dropout
 
 
 def make_dropout(rate=0.5, shape=(10,), reference=False, seed=0):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import dsl
-from dsl.spec import Activation, ActivationLayer, BatchNorm, Conv, Dense, Dropout, Flatten, Pool, Recurrent, Spec
+from nnrun import dsl
+from nnrun.dsl.spec import Activation, ActivationLayer, BatchNorm, Conv, Dense, Dropout, Flatten, Pool, Recurrent, Spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 relu, softmax, tanh, sigmoid = (Activation(name) for name in ("relu", "softmax", "tanh", "sigmoid"))

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from engine import metrics
-from engine.gradcheck import numeric_grad
-from engine.losses import EPSILON, Loss
+from nnrun.engine import metrics
+from nnrun.engine.gradcheck import numeric_grad
+from nnrun.engine.losses import EPSILON, Loss
 
 # (name, fused, output shape): every form the network can use
 FORMS = [("cce", "softmax", (4, 3)), ("bce", "sigmoid", (4, 1)), ("cce", None, (4, 3)),

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-import dsl
-from dsl.spec import OptimizerSpec
-from engine.backend import get_backend
-from engine.layers.activations import Activation
-from engine.layers.dense import Dense
-from engine.network import Network
+from nnrun import dsl
+from nnrun.dsl.spec import OptimizerSpec
+from nnrun.engine.backend import get_backend
+from nnrun.engine.layers.activations import Activation
+from nnrun.engine.layers.dense import Dense
+from nnrun.engine.network import Network
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 XOR_Y = np.array([0, 1, 1, 0])
@@ -61,8 +61,8 @@ def test_cpu_and_reference_backends_agree_on_an_mlp():
 
 
 def test_cpu_and_reference_backends_agree_on_a_cnn():
-    pytest.importorskip("engine.layers.conv")
-    pytest.importorskip("engine.layers.pool")
+    pytest.importorskip("nnrun.engine.layers.conv")
+    pytest.importorskip("nnrun.engine.layers.pool")
     text = "input 8x8x2; conv 4 3x3 relu; pool max 2; batchnorm; conv 3 2x2 pad same tanh; dense 3 softmax"
     x, y = batch(2, shape=(8, 8, 2), size=6)
     cpu, ref = network(text, seed=4), network(text, seed=4, backend="reference")
@@ -82,7 +82,7 @@ def test_activation_on_a_statement_is_its_own_step():
 
 
 def test_a_recurrent_layer_applies_its_own_activation():
-    recurrent = pytest.importorskip("engine.layers.recurrent")
+    recurrent = pytest.importorskip("nnrun.engine.layers.recurrent")
     net = network("input 5x3; rnn 4 relu; dense 2 softmax", seed=0)
     assert [type(layer) for layer in net.layers] == [recurrent.Recurrent, Dense, Activation]
     x, y = batch(shape=(5, 3), classes=2, size=4)

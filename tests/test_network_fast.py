@@ -3,9 +3,9 @@ give the reference backend's numbers, and what a user sees does not change."""
 import numpy as np
 import pytest
 
-import dsl
-from engine.layers.activations import Activation
-from engine.network import Network
+from nnrun import dsl
+from nnrun.engine.layers.activations import Activation
+from nnrun.engine.network import Network
 
 NETS = {
     "relu mlp, softmax head": ("input 6; dense 8 relu; dense 7 tanh; dense 3 softmax", "cce"),

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from dsl.spec import OptimizerSpec
-from engine.optimizers import make_optimizer
+from nnrun.dsl.spec import OptimizerSpec
+from nnrun.engine.optimizers import make_optimizer
 
 GRADS = [np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.5, 1.0]), np.array([1.0, 1.0, -3.0])]
 START = np.array([1.0, -2.0, 0.5])

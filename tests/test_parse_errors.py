@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dsl import SpecError, parse, parse_file
+from nnrun.dsl import SpecError, parse, parse_file
 
 NO_HINT = None
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from dsl import parse, parse_file
-from dsl.spec import (
+from nnrun.dsl import parse, parse_file
+from nnrun.dsl.spec import (
     Activation,
     ActivationLayer,
     BatchNorm,
@@ -312,12 +312,12 @@ def test_spec_objects_are_frozen_and_hashable():
 
 
 def test_import_is_light():
-    """`import dsl.parser` and a parse load neither numba, rich, the engine nor numpy."""
+    """`import nnrun.dsl.parser` and a parse load neither numba, rich, the engine nor numpy."""
     code = (
         "import sys\n"
-        "import dsl.parser as p\n"
+        "import nnrun.dsl.parser as p\n"
         "p.parse('dense 1')\n"
-        "print([m for m in ('numba', 'rich', 'engine', 'numpy') if m in sys.modules])\n"
+        "print([m for m in ('numba', 'rich', 'nnrun.engine', 'numpy') if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out

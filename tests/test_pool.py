@@ -9,12 +9,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl.spec import Pool as PoolStatement
-from dsl.spec import Spec
-from engine.gradcheck import check_layer_grads
-from engine.layers.padding import Window, to_3d
-from engine.layers.pool import (
+from nnrun import dsl
+from nnrun.dsl.spec import Pool as PoolStatement
+from nnrun.dsl.spec import Spec
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.padding import Window, to_3d
+from nnrun.engine.layers.pool import (
     Pool,
     avg_pool_backward,
     avg_pool_forward,

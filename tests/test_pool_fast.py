@@ -8,9 +8,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine.gradcheck import check_layer_grads
-from engine.layers.padding import Window, as_volume, to_3d
-from engine.layers.pool import (
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.padding import Window, as_volume, to_3d
+from nnrun.engine.layers.pool import (
     Pool,
     avg_pool_backward_fast,
     max_pool_backward_fast,

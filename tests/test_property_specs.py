@@ -12,10 +12,10 @@ import math
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import dsl
+from nnrun import dsl
 from conftest import run_cli
-from dsl import SpecError
-from dsl.spec import Activation, ActivationLayer, BatchNorm, Conv, Dense, Dropout, Flatten, Pool, Recurrent, Spec
+from nnrun.dsl import SpecError
+from nnrun.dsl.spec import Activation, ActivationLayer, BatchNorm, Conv, Dense, Dropout, Flatten, Pool, Recurrent, Spec
 
 activations = st.builds(Activation, st.sampled_from(["relu", "sigmoid", "tanh", "softmax", "linear", "leakyrelu"]))
 sizes = st.integers(1, 5)

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl.spec import Activation, LayerInfo
-from dsl.spec import Recurrent as RecurrentStatement
-from engine.gradcheck import check_layer_grads
-from engine.layers.recurrent import Recurrent, orthogonal
+from nnrun.dsl.spec import Activation, LayerInfo
+from nnrun.dsl.spec import Recurrent as RecurrentStatement
+from nnrun.engine.gradcheck import check_layer_grads
+from nnrun.engine.layers.recurrent import Recurrent, orthogonal
 
 CELLS = ["rnn", "lstm", "gru"]
 

@@ -210,9 +210,9 @@ def test_generate_streams_the_characters(text_model):
 
 
 def test_generate_keeps_the_text_on_ctrl_c(text_model, monkeypatch):
-    from nnrun import run
+    from nnrun import use
 
-    real_sample, calls = run.sample, []
+    real_sample, calls = use.sample, []
 
     def interrupted_on_the_fourth(*args):
         calls.append(1)
@@ -220,7 +220,7 @@ def test_generate_keeps_the_text_on_ctrl_c(text_model, monkeypatch):
             raise KeyboardInterrupt
         return real_sample(*args)
 
-    monkeypatch.setattr(run, "sample", interrupted_on_the_fourth)
+    monkeypatch.setattr(use, "sample", interrupted_on_the_fourth)
     status, out, err = generate(text_model, "--length", "50", "--seed", "1")
     assert status == 130
     assert out.endswith("\n") and len(out.rstrip("\n")) == len("the ") + 3

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-import dsl
-from dsl import SpecError
-from dsl.spec import (
+from nnrun import dsl
+from nnrun.dsl import SpecError
+from nnrun.dsl.spec import (
     Activation,
     ActivationLayer,
     BatchNorm,
@@ -243,7 +243,7 @@ def test_errors_point_at_the_statement():
 
 
 def test_the_calculator_imports_no_numba_rich_or_engine():
-    code = "import sys, dsl; dsl.resolve(dsl.spec.Spec((4,), (dsl.spec.Dense(2),))); " \
-           "print(sorted(m for m in ('numba', 'rich', 'engine') if m in sys.modules))"
+    code = "import sys; from nnrun import dsl; import nnrun.dsl.spec; dsl.resolve(dsl.spec.Spec((4,), (dsl.spec.Dense(2),))); " \
+           "print(sorted(m for m in ('numba', 'rich', 'nnrun.engine') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

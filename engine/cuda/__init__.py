@@ -12,8 +12,10 @@ shapes), with forward and backward written as kernels.  The CPU kernels loop
 over the batch; a CUDA kernel is the body of such a loop for *one* output cell,
 run by one GPU thread per cell.
 
-`require()` is the only entry: it imports ``numba.cuda`` and checks for a device,
-and turns every way that can fail into `BackendUnavailable` with one sentence.
+`load_backend()` is the only entry, named in `nnrun.engine.backend.BACKEND_LOADERS`:
+`require()` imports ``numba.cuda`` and checks for a device, turning every way that
+can fail into `BackendUnavailable` with one sentence, and only then are the kernels'
+modules imported.
 Tests run the kernels without a GPU under Numba's simulator
 (``NUMBA_ENABLE_CUDASIM=1``, set before ``numba.cuda`` is first imported).
 """
@@ -21,11 +23,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnrun.engine.backend import Backend, BackendUnavailable
+
+
+def load_backend() -> Backend:
+    """The CUDA `Backend`, once `require` has found a usable GPU (`get_backend("cuda")` calls this)."""
+    require()
+    from .backend import CUDA
+
+    return CUDA
+
 
 def require():
     """The ``numba.cuda`` module, ready to launch kernels; `BackendUnavailable` if it cannot be."""
-    from engine.backend import BackendUnavailable
-
     # numba-cuda 0.30 still calls np.row_stack, which NumPy 2.5 removed (np.vstack is the same function).
     if not hasattr(np, "row_stack"):
         np.row_stack = np.vstack

@@ -15,8 +15,8 @@ import math
 
 from numba import cuda, float32
 
-from engine.layers import activations as cpu
-from engine.layers.recurrent import ACTIVATION_CODES, LEAKYRELU, RELU, SIGMOID, TANH
+from nnrun.engine.layers import activations as cpu
+from nnrun.engine.layers.recurrent import ACTIVATION_CODES, LEAKYRELU, RELU, SIGMOID, TANH
 
 from .common import empty, flat, grid, last
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.backend import Backend
+from nnrun.engine.backend import Backend
 
 from . import common
 
@@ -29,4 +29,4 @@ class CudaBackend(Backend):
         return common.to_host(a)
 
 
-CUDA = CudaBackend("cuda", reference=False, package="engine.cuda")
+CUDA = CudaBackend("cuda", reference=False, package="nnrun.engine.cuda")

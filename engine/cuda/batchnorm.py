@@ -9,7 +9,7 @@ import math
 
 from numba import cuda, float32, float64
 
-from engine.layers import batchnorm as cpu
+from nnrun.engine.layers import batchnorm as cpu
 
 from .common import THREADS, block_sum, column_sums, empty, grid, last, to_device
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float32
 
-from engine.layers import conv as cpu
-from engine.layers.padding import as_volume
+from nnrun.engine.layers import conv as cpu
+from nnrun.engine.layers.padding import as_volume
 
 from .common import column_sums, empty, grid, to_device, volume_cell
 from .dense import Regularized

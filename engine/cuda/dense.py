@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import dense as cpu
+from nnrun.engine.layers import dense as cpu
 
 from .common import (ABSOLUTE, SQUARE, Uniform, add_penalty_grad_kernel, column_sums, dropconnect_mask_kernel, empty,
                      flat, grid, last, multiply_kernel, to_device, to_host, total)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from numba import cuda, float32
 
-from engine.layers import dropout as cpu
+from nnrun.engine.layers import dropout as cpu
 
 from .common import Uniform, empty, flat, grid
 

@@ -1,7 +1,7 @@
 """Flatten on the GPU: a reshape of a contiguous device array is a view, as on the CPU."""
 from __future__ import annotations
 
-from engine.layers import flatten as cpu
+from nnrun.engine.layers import flatten as cpu
 
 
 class Flatten(cpu.Flatten):

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from engine import losses as cpu
+from nnrun.engine import losses as cpu
 
 from .common import empty, flat, grid, last, to_device, to_host, total
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from engine import optimizers as cpu
+from nnrun.engine import optimizers as cpu
 
 from .common import SQUARE, empty, fill, flat, grid, to_host, total, zeros
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float32
 
-from engine.layers import pool as cpu
-from engine.layers.padding import as_volume
+from nnrun.engine.layers import pool as cpu
+from nnrun.engine.layers.padding import as_volume
 
 from .common import empty, grid, volume_cell
 

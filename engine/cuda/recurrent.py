@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float32
 
-from engine.layers import recurrent as cpu
+from nnrun.engine.layers import recurrent as cpu
 
 from .activations import activate, sigmoid, slope
 from .common import column_sums, copy, empty, fill, grid, to_device, zeros

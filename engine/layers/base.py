@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl.spec import LayerInfo
+from nnrun.dsl.spec import LayerInfo
 
 
 class Layer:

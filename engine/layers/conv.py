@@ -42,13 +42,13 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from dsl.spec import LayerInfo
-from engine.initializers import glorot_uniform, zeros
-from engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_backward, activation_inplace
-from engine.layers.base import Layer
-from engine.layers.im2col import col2im_batch, im2col_batch
-from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
-from engine.threads import parts
+from nnrun.dsl.spec import LayerInfo
+from nnrun.engine.initializers import glorot_uniform, zeros
+from nnrun.engine.layers.activations import FUNCTIONS, FUSED_CODES, activation_backward, activation_inplace
+from nnrun.engine.layers.base import Layer
+from nnrun.engine.layers.im2col import col2im_batch, im2col_batch
+from nnrun.engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
+from nnrun.engine.threads import parts
 
 # ----------------------------------------------------------------- Numba kernels
 #

@@ -33,12 +33,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from engine.layers.base import Layer
-from engine.layers.conv import (Conv, _from_phase_planes, _phase_planes, add_cell_gradients, add_cell_products,
+from nnrun.engine.layers.base import Layer
+from nnrun.engine.layers.conv import (Conv, _from_phase_planes, _phase_planes, add_cell_gradients, add_cell_products,
                                 add_cell_transposed, cell_runs, plane_sizes)
-from engine.layers.padding import as_volume
-from engine.layers.pool import Pool
-from engine.threads import parts
+from nnrun.engine.layers.padding import as_volume
+from nnrun.engine.layers.pool import Pool
+from nnrun.engine.threads import parts
 
 #: The largest K·C (kernel cells × input channels) the block fuses; above, the three
 #: layers.  Measured, median training step: LeNet-5 (first block, 6 filters, batch 64)

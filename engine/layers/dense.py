@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dsl.spec import LayerInfo
+from nnrun.dsl.spec import LayerInfo
 
 from .. import initializers
 from .activations import (FUNCTIONS, FUSED_CODES, VECTOR_FORMS, activation_backward, activation_inplace,

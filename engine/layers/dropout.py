@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dsl.spec import LayerInfo
+from nnrun.dsl.spec import LayerInfo
 
 from .base import Layer
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl.spec import LayerInfo
+from nnrun.dsl.spec import LayerInfo
 
 from .base import Layer
 

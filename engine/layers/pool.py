@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from dsl.spec import LayerInfo
-from engine.layers.base import Layer
-from engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
+from nnrun.dsl.spec import LayerInfo
+from nnrun.engine.layers.base import Layer
+from nnrun.engine.layers.padding import Window, as_volume, output_sizes, padded, unpadded, window_index
 
 # ----------------------------------------------------------------- Numba kernels
 #

@@ -54,7 +54,7 @@ import math
 import numpy as np
 from numba import njit
 
-from dsl.spec import LayerInfo
+from nnrun.dsl.spec import LayerInfo
 
 from .. import initializers
 from .base import Layer

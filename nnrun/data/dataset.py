@@ -21,10 +21,12 @@ from typing import Literal
 
 import numpy as np
 
+from nnrun.errors import RunError
+
 Task = Literal["classification", "binary", "regression"]
 
 
-class DataError(Exception):
+class DataError(RunError):
     """A data set that cannot be found, read or used: what went wrong, and how to fix it.
 
     ``render()`` gives the text the CLI prints (then it exits with status 2)::
@@ -35,9 +37,7 @@ class DataError(Exception):
     """
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+        super().__init__(message, hint, status=2)
 
     def render(self) -> str:
         text = f"error: {self.message}"

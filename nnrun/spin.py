@@ -1,7 +1,7 @@
 """How long the engine's idle worker threads spin before they sleep — set before the
 thread libraries load, so this module imports nothing.
 
-Two pools share the processors in a training step (`engine.threads`): numba's
+Two pools share the processors in a training step (`nnrun.engine.threads`): numba's
 (GNU OpenMP) for the engine's kernels and OpenBLAS's for the matrix products.  A
 pool that has finished keeps its threads spinning for a while in case more work
 comes — by default ~0.1 s for OpenBLAS (2^28 cycles), during which the other pool's
@@ -19,7 +19,8 @@ Both libraries read a spin limit from the environment when they load:
   kernel of the same step, a few microseconds later, finds the threads awake
   (3 µs to start a parallel loop, against ~100 µs to wake sleeping threads).
 
-`set_spin_environment` is called first thing by `engine` and `nnrun`; it never
+`set_spin_environment` is called first thing by `import nnrun`, which every import
+of `nnrun.engine` and `nnrun.dsl` goes through; it never
 overrides a value the user has set, and it has no effect on a library already
 loaded (a program that imported NumPy before the engine keeps OpenBLAS's default).
 """

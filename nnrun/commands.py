@@ -1,0 +1,167 @@
+"""The commands that run a network, as the command line calls them: arguments in,
+a library call (`nnrun.training`, `nnrun.use`), the result drawn, an exit status out.
+
+    train     nnrun SPEC --data NAME          evaluate  nnrun eval MODEL --data NAME
+    predict   nnrun predict MODEL INPUT       generate  nnrun generate MODEL --prompt TEXT --length N
+
+Failures the user can fix arrive as `RunError` and are rendered by `nnrun.cli`.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from rich.console import Console
+
+from nnrun.dsl.spec import Model
+
+from .errors import RunError
+from .specfile import load_spec, parse_input_shape
+from .training import TrainConfig, TrainResult
+from .views import TrainingDisplay, number, plural, render_confusion, render_filters, render_state_gradients
+
+INTERRUPTED = 130
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The training flags as a `TrainConfig` (absent flags: the spec's values)."""
+    return TrainConfig(
+        spec=load_spec(args.spec),
+        data=args.data,
+        data_dir=getattr(args, "data_dir", None),
+        input_shape=parse_input_shape(getattr(args, "input", None)),
+        epochs=getattr(args, "epochs", None),
+        batch=getattr(args, "batch", None),
+        lr=getattr(args, "lr", None),
+        optimizer=getattr(args, "optimizer", None),
+        seed=getattr(args, "seed", None),
+        device=getattr(args, "device", None) or "cpu",
+        threads=getattr(args, "threads", None),
+        save=getattr(args, "save", None),
+        resume=getattr(args, "resume", None),
+        report=getattr(args, "report", None),
+    )
+
+
+def train(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun SPEC --data NAME: train, then evaluate on the test split."""
+    from .training import train as train_run
+
+    config = train_config(args)
+    result = train_run(config, TrainingDisplay(out, err))
+    return show_training(result, config, out, err)
+
+
+def show_training(result: TrainResult, config: TrainConfig, out: Console, err: Console) -> int:
+    """What follows the epoch table: why the run stopped, then the test result and what was learned."""
+    stop, history, save_path = result.stop, result.history, config.save
+    if result.stopped == "diverged":
+        kept = f"; {save_path} still holds the model of epoch {len(history)}" if save_path and history else ""
+        raise RunError(
+            f"the loss became {stop.loss} in epoch {stop.epoch}, batch {stop.batch}: training diverged{kept}",
+            f"lower the learning rate, for example --lr {result.settings.optimizer.lr / 10:g}",
+            status=1,
+        )
+    if result.stopped == "interrupted":
+        if save_path and history:
+            err.print(
+                f"interrupted in epoch {stop.epoch}, batch {stop.batch}: {save_path} holds the model of epoch "
+                f"{history[-1]['epoch']}; continue with --resume {save_path}",
+                markup=False,
+            )
+        else:
+            err.print(
+                f"interrupted in epoch {stop.epoch}, batch {stop.batch}; nothing was saved "
+                "(use --save FILE to keep a checkpoint after each epoch)",
+                markup=False,
+            )
+        return INTERRUPTED
+    if result.stopped == "early_stopping":
+        out.print(f"early stopping: the validation loss has not improved for {plural(result.settings.patience, 'epoch')}")
+    if result.state_gradient_norms:  # a recurrent network: show back-propagation through time, unrolled
+        render_state_gradients(out, result.state_gradient_norms)
+    show_test(out, result.test, len(result.data.x_test), result.confusion, result.class_names)
+    show_first_filters(result.network, result.model, out)
+    if save_path:
+        out.print(f"saved the model to {save_path}", markup=False)
+    return 0
+
+
+def show_test(out: Console, test: dict, samples: int, confusion: np.ndarray | None, class_names: list[str]) -> None:
+    metric = "accuracy" if "accuracy" in test else "mbe"
+    value = f"{test[metric]:.2%}" if metric == "accuracy" else number(test[metric])
+    out.print(f"[bold]test[/]  loss {number(test['loss'])}  {metric} {value}  ({plural(samples, 'sample')})")
+    if confusion is not None:
+        render_confusion(out, confusion, class_names)
+
+
+def show_first_filters(network, model: Model, out: Console) -> None:
+    """What the first 2-D convolution learned: its filters, drawn as small pictures."""
+    for info in model.layers:
+        if info.type == "conv2d":
+            render_filters(out, info.name, network.weights()[f"{info.name}/kernel"])
+            return
+
+
+def evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun eval MODEL --data NAME: the saved model on a data set's test split."""
+    from .use import evaluate_saved
+
+    evaluation = evaluate_saved(args.model, args.data, getattr(args, "data_dir", None), getattr(args, "device", None))
+    out.print(f"{args.model}: {evaluation.data.name} test split", markup=False)
+    show_test(out, evaluation.test, evaluation.samples, evaluation.confusion, evaluation.class_names)
+    return 0
+
+
+def predict(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun predict MODEL INPUT: classes and probabilities for each sample."""
+    from rich.table import Table
+
+    from .use import open_model, predict_file
+
+    saved_model, model, network = open_model(args.model, getattr(args, "device", None))
+    outputs = predict_file(network, model, args.input)
+    names = saved_model.meta.get("class_names") or []
+    top = max(1, int(getattr(args, "top", None) or 3))
+    table = Table(title=f"{args.model} on {args.input}")
+    table.add_column("sample", justify="right")
+    if network.task in ("classification", "binary"):
+        table.add_column("class")
+        table.add_column("probability", justify="right")
+        table.add_column("next best")
+        for row, probabilities in enumerate(outputs[:1000]):
+            if probabilities.shape == (1,):
+                p = float(probabilities[0])
+                probabilities = np.array([1 - p, p])
+            order = np.argsort(-probabilities)[:top]
+            label = lambda k: names[k] if k < len(names) else str(k)  # noqa: E731
+            others = ", ".join(f"{label(k)} {probabilities[k]:.1%}" for k in order[1:])
+            table.add_row(str(row), label(order[0]), f"{probabilities[order[0]]:.1%}", others)
+    else:
+        table.add_column("output")
+        for row, values in enumerate(outputs[:1000]):
+            table.add_row(str(row), " ".join(number(float(v)) for v in np.ravel(values)))
+    out.print(table)
+    if len(outputs) > 1000:
+        out.print(f"(showing 1,000 of {len(outputs):,} samples)")
+    return 0
+
+
+def generate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun generate MODEL --prompt TEXT --length N: each character shown as soon as it is drawn;
+    Ctrl-C keeps what is on screen."""
+    from rich.text import Text
+
+    from .use import generate_text
+
+    temperature = 1.0 if args.temperature is None else args.temperature
+    characters = generate_text(args.model, args.prompt, args.length, temperature, args.seed)
+    out.print(Text(args.prompt, style="bold"), end="", soft_wrap=True)
+    try:
+        for character in characters:
+            out.print(Text(character), end="", soft_wrap=True)
+    except KeyboardInterrupt:
+        out.print()
+        return INTERRUPTED
+    out.print()
+    return 0

@@ -1,0 +1,192 @@
+"""Using a saved model: evaluate it on a data set, classify samples, write text.
+
+    saved_model, model, network = open_model("cnn.npz")
+    result = evaluate_saved("cnn.npz", "mnist")           # {"loss", "accuracy"} and a confusion matrix
+    outputs = network.predict(read_samples("digits.npy", model.input_shape), batch=1000)
+    text = "".join(generate_text(...))                     # one character at a time
+
+Nothing here prints; `nnrun.commands` shows the results.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnrun import dsl
+from nnrun.dsl.shapes import format_shape as shape_text
+from nnrun.dsl.spec import Model
+
+from .checkpoints import load_weights_checked
+from .errors import RunError
+from .model_io import SavedModel, load_model
+from .networks import QUIET_FLOATS, make_network
+from .training import evaluate_test, fit_data
+from .words import plural
+
+INPUT_FORMATS = "an .npy array or an IDX images file"
+
+
+def open_model(path: str, device: str | None = None):
+    """(saved file, resolved model, network with the saved weights) for a model file."""
+    saved_model = load_model(path)
+    meta = saved_model.meta
+    input_shape = tuple(meta.get("input_shape") or ()) or None
+    spec = dsl.parse(saved_model.spec_text, meta.get("spec_file") or str(path))
+    model = dsl.resolve(spec, None if spec.input_shape else input_shape)
+    network = make_network(model, device or "cpu", int(meta.get("seed") or 0))
+    load_weights_checked(network, saved_model, path)
+    return saved_model, model, network
+
+
+@dataclass
+class Evaluation:
+    test: dict  # {"loss", "accuracy" or "mbe"}
+    confusion: np.ndarray | None  # rows true, columns predicted (up to 20 classes)
+    class_names: list[str]
+    samples: int
+    data: object  # the `Dataset`
+
+
+def evaluate_saved(path: str, data_name: str, data_dir: str | None = None, device: str | None = None) -> Evaluation:
+    """The saved model on a data set's test split."""
+    from .datasets import labels_for_loss, load_dataset
+
+    saved_model, model, network = open_model(path, device)
+    data = load_dataset(data_name, data_dir=data_dir)
+    data = fit_data(model, data, "eval", trained_on=saved_model.meta.get("data"))
+    y_test = labels_for_loss(data.y_test, model.loss, data.num_classes, units=model.output_shape[-1])
+    return Evaluation(*evaluate_test(network, data, data.x_test, y_test), samples=len(data.x_test), data=data)
+
+
+def read_input(path: str) -> np.ndarray:
+    """INPUT of `predict`: an .npy array, or an IDX images file (plain or .gz)."""
+    if not os.path.exists(path):
+        raise RunError(f"no input file at {path}", f"give {INPUT_FORMATS}")
+    if os.path.isdir(path):
+        raise RunError(f"{path} is a folder, not an input file", f"give {INPUT_FORMATS}")
+    if path.endswith(".npy"):
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise RunError(f"{path} is not a readable .npy array ({error})") from None
+    from .datasets import DataError, read_idx
+
+    try:
+        return read_idx(path)
+    except (DataError, ValueError, OSError, EOFError):
+        raise RunError(
+            f"INPUT {path} is neither an .npy array nor an IDX images file",
+            "save the samples with numpy.save('input.npy', array), or give an IDX file such as t10k-images-idx3-ubyte",
+        ) from None
+
+
+def as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: str) -> np.ndarray:
+    """One sample or a batch of them, as float32 ``(N, *input_shape)``; bytes are scaled to [0, 1]
+    and an image batch is flattened for a vector input (`input 784`)."""
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif not np.issubdtype(array.dtype, np.number):
+        raise RunError(f"{path} holds {array.dtype} values, not numbers")
+    array = array.astype(np.float32)
+    if array.size == 0:
+        raise RunError(f"{path} holds no samples (an array of shape {shape_text(array.shape)})",
+                       f"give one sample of {shape_text(tuple(input_shape))} or a batch of N×{shape_text(tuple(input_shape))}, N ≥ 1")
+    if not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise RunError(f"{path} holds {plural(bad, 'value')} that are not finite numbers (NaN or infinity)",
+                       "replace them (numpy.nan_to_num) or leave those samples out")
+    shape = tuple(input_shape)
+    if array.shape == shape:
+        return array[None]
+    if array.shape[1:] == shape:
+        return array
+    if shape[-1] == 1 and array.shape == shape[:-1]:
+        return array[None, ..., None]
+    if shape[-1] == 1 and array.shape[1:] == shape[:-1]:
+        return array[..., None]
+    if len(shape) == 1 and array.ndim >= 2 and math.prod(array.shape[1:]) == shape[0]:
+        return array.reshape(len(array), shape[0])  # a batch of images for `input 784`
+    raise RunError(
+        f"{path} holds an array of shape {shape_text(array.shape)}, but the model takes {shape_text(shape)} samples",
+        f"give one sample of {shape_text(shape)} or a batch of N×{shape_text(shape)}",
+    )
+
+
+def predict_file(network, model: Model, path: str) -> np.ndarray:
+    """The network's outputs for every sample of an input file: (N, outputs)."""
+    batch = as_batch(read_input(path), model.input_shape, path)
+    with np.errstate(**QUIET_FLOATS):
+        return network.predict(batch, batch=1000)
+
+
+def text_vocabulary(saved_model: SavedModel, model: Model, path: str) -> list[str]:
+    """The characters of a next-character model (its class names), or a RunError saying why it is not one."""
+    meta = saved_model.meta
+    vocabulary = list(meta.get("class_names") or [])
+    shape, out = tuple(model.input_shape), tuple(model.output_shape)
+    is_text = (
+        meta.get("task") == "classification"
+        and len(shape) == 2
+        and out == (shape[1],) == (len(vocabulary),)
+        and all(isinstance(char, str) and len(char) == 1 for char in vocabulary)
+    )
+    if not is_text:
+        raise RunError(
+            f"{path} is not a text model: it was trained on {meta.get('data') or 'unknown data'} "
+            f"({shape_text(shape)} → {shape_text(out)}), not to predict the next character",
+            "train one on a text file first: nnrun specs/text_lstm.net --data text:FILE --save model.npz",
+        )
+    return vocabulary
+
+
+def sample(probabilities: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """Draw a class from p_i^(1/T) / Σ_j p_j^(1/T): T = 1 is the model's own distribution,
+    T → 0 the most likely class (argmax), T > 1 flatter than the model."""
+    logits = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)) / temperature
+    weights = np.exp(logits - logits.max())
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+def generate_text(path: str, prompt: str, length: int, temperature: float = 1.0, seed: int | None = None) -> Iterator[str]:
+    """Continue ``prompt`` one sampled character at a time, yielding each as it is drawn.
+
+    Each step one-hot encodes the last T characters (the model's input length;
+    a shorter text is padded before it), predicts the next character's
+    probabilities, samples one with ``temperature`` and appends it.  The checks
+    (length, temperature, a text model, the prompt's characters) run before the
+    first character, when the generator is created.
+    """
+    from .sequences import one_hot_text
+
+    if length < 1:
+        raise RunError(f"--length must be at least 1, not {length}")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise RunError(
+            f"--temperature must be a positive number, not {temperature:g}",
+            "1 samples the model's own probabilities; smaller values (0.5, 0.1) come closer to the most likely character",
+        )
+    saved_model, model, network = open_model(path, "cpu")
+    vocabulary = text_vocabulary(saved_model, model, path)
+    unknown = sorted(set(prompt) - set(vocabulary))
+    if unknown:
+        raise RunError(
+            f"the prompt has {len(unknown)} character{'s' if len(unknown) > 1 else ''} the model never saw: "
+            + ", ".join(repr(char) for char in unknown),
+            f"use only characters of its vocabulary: {''.join(vocabulary)!r}",
+        )
+    steps = model.input_shape[0]
+    rng = np.random.default_rng(seed)
+
+    def characters() -> Iterator[str]:
+        text = prompt
+        for _ in range(length):
+            probabilities = network.predict(one_hot_text(text, vocabulary, steps)[None], batch=1)[0]
+            character = vocabulary[sample(probabilities, temperature, rng)]
+            text += character
+            yield character
+
+    return characters()

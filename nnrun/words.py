@@ -1,0 +1,17 @@
+"""How numbers read in the sentences and tables nnrun prints."""
+from __future__ import annotations
+
+
+def number(value: float) -> str:
+    """A loss or metric: four decimals, or scientific notation when that would hide it
+    (``1.77e+18`` rather than nineteen digits, ``3.2e-07`` rather than ``0.0000``)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if abs(value) >= 1e6 or (value != 0 and abs(value) < 1e-4):
+        return f"{value:.3e}"
+    return f"{value:.4f}"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``, ``1,000 iterations``."""
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
