@@ -54,7 +54,8 @@ MAX_INPUT_VALUES = 100_000_000  # product of the input's dimensions
 MAX_REPEAT = 1000
 MAX_LAYERS = 10_000  # after expanding `repeat`
 MAX_NESTING = 32  # `repeat` blocks inside each other
-MAX_FILE_BYTES = 1_000_000
+MAX_FILE_BYTES = 1_000_000  # also for a spec given inline or embedded in a model file
+MAX_LINES = 20_000  # parsing is linear but not fast: 20,000 lines take about 2 s
 
 
 # ----------------------------------------------------------------------- entry points
@@ -62,6 +63,7 @@ MAX_FILE_BYTES = 1_000_000
 
 def parse(text: str, filename: str = "<inline>") -> Spec:
     """Parse the text of a `.net` spec. Raises `SpecError` with a position on any fault."""
+    _check_size(text, filename)
     source = _Source(text, filename)
     source.check_characters()
     try:
@@ -99,6 +101,17 @@ def parse_file(path: str | os.PathLike[str]) -> Spec:
             hint="is this a data file? pass data with --data",
         )
     return parse(_decode(data, name), name)
+
+
+def _check_size(text: str, name: str) -> None:
+    """Refuse, before parsing, a text no course network needs (a model file may carry any text)."""
+    lines = text.count("\n") + 1
+    if len(text) > MAX_FILE_BYTES or lines > MAX_LINES:
+        raise SpecError(
+            f"{name} is {len(text):,} characters on {lines:,} lines; a spec has at most "
+            f"{MAX_FILE_BYTES:,} characters and {MAX_LINES:,} lines",
+            hint="a spec is a few lines of text; use `repeat N { … }` for long stacks of layers",
+        )
 
 
 def _decode(data: bytes, name: str) -> str:

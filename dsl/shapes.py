@@ -75,6 +75,9 @@ def resolve(spec: Spec, input_shape: Shape | None = None) -> Model:
     warnings = tuple(f"{info.name}: {text}" for info in layers for text in info.warnings)
     if _final_activation(spec) == "softmax" and layers[-1].output_shape[-1] == 1:
         warnings += ("softmax over a single unit always outputs 1; for two classes use `dense 1 sigmoid`",)
+    optimizer = spec.optimizer
+    if optimizer.name == "sgd" and optimizer.nesterov and not optimizer.momentum:
+        warnings += ("`nesterov` changes nothing without momentum: write `optimizer sgd momentum 0.9 nesterov`",)
     return Model(spec=spec, input_shape=shape, layers=layers, loss=loss, warnings=warnings)
 
 

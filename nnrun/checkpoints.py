@@ -6,25 +6,55 @@ asked is saved in the temporary folder instead, and the error says where.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
 
 from nnrun import dsl
-from nnrun.dsl.spec import Model, Spec
+from nnrun.dsl.shapes import describe
+from nnrun.dsl.spec import Activation, Model, Spec
 
 from .errors import RunError
-from .model_io import ModelFileError, SavedModel, atomic_write, output_problem, save_model
+from .model_io import ModelFileError, SavedModel, atomic_write, output_problem, save_model, strict_json
 
 
-def check_outputs(**paths: str | None) -> None:
-    """``--save`` and ``--report`` must be writable before training starts, not after it ends."""
-    for flag, path in paths.items():
-        if path:
-            problem = output_problem(path)
-            if problem:
-                raise RunError(f"--{flag} {path}: {problem}", "give a file in an existing folder you can write to")
+READ_WHAT = {"SPEC": "the spec", "--data": "the data set", "--resume": "the checkpoint", "--save": "the model"}
+
+
+def check_paths(reads: dict[str, str | None], writes: dict[str, str | None]) -> None:
+    """Before any work: every file a run writes (``--save``, ``--report``) must be writable,
+    a regular file or a new name, and neither a file it reads (SPEC, ``--data``,
+    ``--resume``) nor the other output — compared after following symlinks.  ``--save``
+    equal to ``--resume`` is allowed: that is continuing a run in its own file."""
+    for flag, path in writes.items():
+        if path is None:
+            continue
+        problem = output_problem(path)
+        if problem:
+            raise RunError(f"{flag} {path!r}: {problem}" if not path.strip() else f"{flag} {path}: {problem}",
+                           "give a file in an existing folder you can write to")
+    taken: list[tuple[str, str, str]] = [(flag, path, os.path.realpath(path)) for flag, path in reads.items() if path]
+    for flag, path in writes.items():
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        for other_flag, other_path, other_real in taken:
+            if real == other_real and {flag, other_flag} != {"--save", "--resume"}:
+                raise RunError(
+                    f"{flag} {path} is the same file as {other_flag} {other_path}: writing it would replace "
+                    f"{READ_WHAT.get(other_flag, 'that file')}",
+                    f"give {flag} another file name",
+                )
+        taken.append((flag, path, real))
+
+
+def data_path(data) -> str | None:
+    """The file or folder a ``--data`` argument reads, if it names one (not for `mnist` or `xor`)."""
+    if not isinstance(data, str):
+        return None
+    path = data[len("text:"):] if data.startswith("text:") else data
+    return path if os.path.exists(path) else None
 
 
 def write_failure(error: OSError) -> str:
@@ -36,7 +66,7 @@ def write_report(path: str | None, report: dict) -> None:
     if not path:
         return
     try:
-        atomic_write(path, lambda file: file.write(json.dumps(report, indent=2).encode()))
+        atomic_write(path, lambda file: file.write(strict_json(report, indent=2).encode()))
     except OSError as error:
         raise RunError(f"could not write the report {path}: {write_failure(error)}", status=1) from None
 
@@ -77,10 +107,6 @@ def saved(spec: Spec, network, meta: dict) -> SavedModel:
     )
 
 
-def architecture(model: Model) -> list[tuple]:
-    return [(info.type, tuple(info.output_shape), info.params) for info in model.layers]
-
-
 def load_weights_checked(network, saved_model: SavedModel, path: str) -> None:
     try:
         network.load_weights(saved_model.weights)
@@ -91,19 +117,82 @@ def load_weights_checked(network, saved_model: SavedModel, path: str) -> None:
         ) from None
 
 
-def resume(path: str, checkpoint: SavedModel, model: Model, network) -> tuple[int, list[dict]]:
-    """Load a checkpoint into ``network``; return the next epoch's number and the history so far."""
-    try:
-        other = dsl.resolve(dsl.parse(checkpoint.spec_text, path), tuple(checkpoint.meta.get("input_shape") or ()) or None)
-    except dsl.SpecError:
-        other = None
-    if other is None or architecture(other) != architecture(model):
+def resume(path: str, checkpoint: SavedModel, model: Model, network, data_name: str) -> tuple[int, list[dict], list[str]]:
+    """Load a checkpoint into ``network``; return the next epoch's number, the history so far,
+    and warnings.  The checkpoint must come from the same network (every layer, activation
+    and option), the same loss and the same data set; a RunError names the first difference.
+    Another optimizer is allowed: its state is dropped (a warning says so) and the weights continue."""
+    differences = spec_differences(checkpoint, model, path)
+    trained_on = checkpoint.meta.get("data")
+    if trained_on is not None and trained_on != data_name:
+        differences.append(f"the data set: {trained_on} in the checkpoint, {data_name} in this run")
+    if differences:
+        more = f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
+        what = "another data set" if differences[0].startswith("the data set") else "another spec"
         raise RunError(
-            f"{path} was trained from another spec, so it cannot continue this one",
-            "resume with the spec it was saved from, or start afresh without --resume",
+            f"{path} was trained from {what}, so it cannot continue this one: {'; '.join(differences[:5])}{more}",
+            "resume with the spec and data set it was saved from, or start afresh without --resume",
         )
     load_weights_checked(network, checkpoint, path)
-    if checkpoint.optimizer_state:
-        network.load_optimizer_state(checkpoint.optimizer_state)
+    warnings = []
+    saved_slots, own_slots = slot_names(checkpoint.optimizer_state), slot_names(network.optimizer_state())
+    if checkpoint.optimizer_state and saved_slots != own_slots:
+        warnings.append(f"{path} was trained with {optimizer_of(saved_slots)}, this run uses {optimizer_of(own_slots)}: "
+                        f"the weights continue, the optimizer starts afresh (its state in the checkpoint is dropped)")
+    elif checkpoint.optimizer_state:
+        try:
+            network.load_optimizer_state(checkpoint.optimizer_state)
+        except ValueError as error:
+            raise ModelFileError(f"the optimizer state in {path} does not fit its spec ({error})",
+                                 "the file is damaged; train and save it again") from None
     history = list(checkpoint.meta.get("history", []))
-    return len(history) + 1, history
+    return len(history) + 1, history, warnings
+
+
+def slot_names(state: dict) -> set[str]:
+    """The optimizer's slots in a state: {"m", "v"} for Adam, {"velocity"} for SGD with momentum."""
+    return {key.partition("/")[0] for key in state if "/" in key}
+
+
+def optimizer_of(slots: set[str]) -> str:
+    return {frozenset({"m", "v"}): "adam", frozenset({"velocity"}): "sgd with momentum",
+            frozenset(): "plain sgd"}.get(frozenset(slots), "another optimizer")
+
+
+def spec_differences(checkpoint: SavedModel, model: Model, path: str) -> list[str]:
+    """What differs between the checkpoint's network and ``model``, in words, layer by layer."""
+    other = dsl.resolve(dsl.parse(checkpoint.spec_text, path), tuple(checkpoint.meta.get("input_shape") or ()) or None)
+    differences = []
+    if tuple(other.input_shape) != tuple(model.input_shape):
+        differences.append(f"the input: {_text(other.input_shape)} in the checkpoint, {_text(model.input_shape)} here")
+    ours, theirs = model.layers, other.layers
+    for index, (saved_layer, layer) in enumerate(zip(theirs, ours), start=1):
+        where = f"layer {index} ({layer.name})"
+        if saved_layer.name != layer.name:
+            differences.append(f"{where}: named {saved_layer.name} in the checkpoint")
+        elif type(saved_layer.layer) is not type(layer.layer):
+            differences.append(f"{where}: {describe(saved_layer.layer)} in the checkpoint, {describe(layer.layer)} here")
+        else:
+            for field in dataclasses.fields(layer.layer):
+                was, now = getattr(saved_layer.layer, field.name), getattr(layer.layer, field.name)
+                if field.compare and was != now:
+                    differences.append(f"{where}: {field.name} {_text(was)} in the checkpoint, {_text(now)} here")
+    if len(theirs) != len(ours):
+        differences.append(f"the number of layers: {len(theirs)} in the checkpoint, {len(ours)} here")
+    if other.loss != model.loss:
+        differences.append(f"the loss: {other.loss} in the checkpoint, {model.loss} here")
+    return differences
+
+
+def _text(value) -> str:
+    """A statement's value as it is written: ``3x3``, ``relu``, ``leakyrelu 0.1``, ``l2 0.01``."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    if isinstance(value, Activation):
+        return value.name + (f" {value.alpha:g}" if value.name == "leakyrelu" else "")
+    if dataclasses.is_dataclass(value):  # the options: `l1 0 l2 0.01 dropconnect 0` → `l2 0.01`
+        return " ".join(f"{field.name} {getattr(value, field.name)}" for field in dataclasses.fields(value)
+                        if getattr(value, field.name)) or "none"
+    return str(value)

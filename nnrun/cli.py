@@ -20,6 +20,7 @@ import difflib
 import math
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -28,7 +29,7 @@ from rich.console import Console
 from nnrun.dsl import SpecError, resolve
 
 from .console import fatal, make_consoles, say
-from .errors import RunError
+from .errors import TERMINATED, RunError, Terminated
 from .specfile import load_spec, parse_input_shape
 from .words import plural
 
@@ -39,11 +40,13 @@ BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
 RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate"}  # in nnrun.commands
 
 
-def main(argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None) -> int:
+def main(argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None,
+         _cache_cleared: bool = False) -> int:
     """Run one command; return its exit status (the console script exits with it)."""
     default_out, default_err = make_consoles() if out is None or err is None else (None, None)
     out, err = out or default_out, err or default_err
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    previous = _on_sigterm(_terminate)
     try:
         args = parse_arguments(argv)
         return dispatch(args, out, err)
@@ -59,12 +62,28 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
         return 2
     except RunError as error:  # also DataError and ModelFileError
         return fatal(err, error.message, hint=error.hint, status=error.status)
+    except Terminated:
+        return fatal(err, "terminated (SIGTERM)", status=TERMINATED)
     except KeyboardInterrupt:
         return fatal(err, "interrupted", status=INTERRUPTED)
     except BrokenPipeError:  # `nnrun … | head -3`: the reader has gone; end quietly, as `yes | head` does
         _silence_stdout()
         return BROKEN_PIPE
+    except MemoryError:
+        return fatal(err, "the machine ran out of memory", status=1,
+                     hint="use a smaller --batch, fewer units or filters, or a smaller data set")
+    except OSError as error:  # the output cannot be written (a full disk), a file went away mid-run
+        where = f" ({error.filename})" if error.filename else ""
+        return fatal(err, f"input/output error: {error.strerror or error}{where}", status=1,
+                     hint="check the free disk space and the files and streams named")
     except Exception as error:  # the last line of defence: a message, never a traceback
+        from .networks import clear_kernel_cache, damaged_kernel_cache
+
+        if not _cache_cleared and damaged_kernel_cache(error):
+            removed = clear_kernel_cache()
+            say(err, f"warning: the cache of compiled kernels was damaged ({type(error).__name__}: {error}); "
+                     f"cleared it ({removed} files) and starting again, compiling the kernels anew", style="yellow")
+            return main(argv, out=out, err=err, _cache_cleared=True)
         if os.environ.get("NNRUN_DEBUG") == "1":
             say(err, traceback.format_exc().rstrip())
         summary = str(error).splitlines()[0] if str(error) else ""
@@ -75,6 +94,21 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
             "(NNRUN_DEBUG=1 shows the traceback)",
             status=1,
         )
+    finally:
+        if previous is not None:
+            _on_sigterm(previous)
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM; return the one it replaces (None off the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGTERM on this system
+        return None
 
 
 def _silence_stdout() -> None:
@@ -162,40 +196,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    commands = command_parser()
+    top = command_parser()
     if not argv:
-        raise _Usage("give a spec to train, or a command", commands.format_usage(),
+        raise _Usage("give a spec to train, or a command", top.format_usage(),
                      hint="`nnrun summary specs/mlp.net`, or `nnrun --help` for everything")
     if argv[0] in ("-h", "--help"):
-        raise _Help(commands.format_help())
+        raise _Help(top.format_help())
     if argv[0] == "help":  # `nnrun help`, `nnrun help summary`
         if len(argv) > 1 and argv[1] in COMMANDS:
-            commands.parse_args([argv[1], "--help"])
+            top.parse_args([argv[1], "--help"])
         if len(argv) > 1 and argv[1] == "train":
             raise _Help(train_parser().format_help())
-        raise _Help(commands.format_help())
+        raise _Help(top.format_help())
     if argv[0] == "--version":
         from . import __version__
 
         raise _Help(f"nnrun {__version__}")
     if argv[0] in COMMANDS:
-        return commands.parse_args(argv)
+        return top.parse_args(argv)
     if argv[0] == "train":  # `nnrun train SPEC --data …` is `nnrun SPEC --data …`
         argv = argv[1:]
     else:
-        _reject_misspelt_command(argv[0], commands)
+        _reject_misspelt_command(argv[0], top)
     args = train_parser().parse_args(argv)
     args.command = "train"
     return args
 
 
-def _reject_misspelt_command(word: str, commands: argparse.ArgumentParser) -> None:
+def _reject_misspelt_command(word: str, top: argparse.ArgumentParser) -> None:
     """`nnrun sumary x.net` would otherwise read 'sumary' as an inline spec."""
     if os.path.exists(word) or not re.fullmatch(r"[a-z]+", word):
         return
     close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.75)
     if close:
-        raise _Usage(f"unknown command '{word}'", commands.format_usage(), hint=f"did you mean '{close[0]}'?")
+        raise _Usage(f"unknown command '{word}'", top.format_usage(), hint=f"did you mean '{close[0]}'?")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -230,39 +264,39 @@ def command_parser() -> argparse.ArgumentParser:
         "Exit status: 0 success, 1 run-time failure, 2 bad spec, data or arguments, 130 interrupted.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    summary = commands.add_parser("summary", help="shapes, parameters and MACs of a spec (the calculator)")
+    summary = subcommands.add_parser("summary", help="shapes, parameters and MACs of a spec (the calculator)")
     _spec_argument(summary)
     _input_argument(summary)
     summary.add_argument("--explain", action="store_true", help="show the arithmetic behind every number")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
-    check = commands.add_parser("check", help="validate a spec")
+    check = subcommands.add_parser("check", help="validate a spec")
     _spec_argument(check)
     _input_argument(check)
 
-    evaluate = commands.add_parser("eval", help="evaluate a saved model on a data set's test split")
+    evaluate = subcommands.add_parser("eval", help="evaluate a saved model on a data set's test split")
     evaluate.add_argument("model", metavar="MODEL", help="a model saved with --save")
     evaluate.add_argument("--data", required=True, metavar="NAME|PATH", help="the data set whose test split to use: a name, an IDX directory or an .npz")
     _data_dir_argument(evaluate)
     _device_argument(evaluate)
     evaluate.add_argument("--batch", type=_positive_int, metavar="N", help="samples per forward pass (memory only; the result is the same)")
 
-    predict = commands.add_parser("predict", help="classify samples with a saved model")
+    predict = subcommands.add_parser("predict", help="classify samples with a saved model")
     predict.add_argument("model", metavar="MODEL", help="a model saved with --save")
     predict.add_argument("input", metavar="INPUT", help="an .npy array (one sample or a batch) or an IDX images file (plain or .gz)")
     _device_argument(predict)
-    predict.add_argument("--top", type=_positive_int, metavar="K", help="show the K most likely classes")
+    predict.add_argument("--top", type=_positive_int, metavar="K", help="show the K most likely classes (default 3)")
 
-    data = commands.add_parser("data", help="where data sets are found; fetch one")
+    data = subcommands.add_parser("data", help="where data sets are found; fetch one")
     data_commands = data.add_subparsers(dest="data_command", metavar="list|fetch", required=True)
     _data_dir_argument(data_commands.add_parser("list", help="list the data sets and where they are"))
     fetch = data_commands.add_parser("fetch", help="download a data set into the cache")
     fetch.add_argument("name", metavar="NAME", help="a data set name from `nnrun data list`, e.g. mnist")
     _data_dir_argument(fetch)
 
-    generate = commands.add_parser("generate", help="sample text from a saved sequence model")
+    generate = subcommands.add_parser("generate", help="sample text from a saved sequence model")
     generate.add_argument("model", metavar="MODEL", help="a text model saved with --save (trained on --data text:FILE)")
     generate.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue; only characters the model saw")
     generate.add_argument("--length", required=True, type=_positive_int, metavar="N", help="how many characters to add")

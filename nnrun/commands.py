@@ -15,9 +15,9 @@ from rich.console import Console
 
 from nnrun.dsl.spec import Model
 
-from .errors import RunError
+from .errors import TERMINATED, RunError
 from .specfile import load_spec, parse_input_shape
-from .training import TrainConfig, TrainResult
+from .training import EVAL_BATCH, TrainConfig, TrainResult
 from .views import TrainingDisplay, number, plural, render_confusion, render_filters, render_state_gradients
 
 INTERRUPTED = 130
@@ -63,19 +63,20 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
             status=1,
         )
     if result.stopped == "interrupted":
+        what = "terminated (SIGTERM)" if stop.terminated else "interrupted"
         if save_path and history:
             err.print(
-                f"interrupted in epoch {stop.epoch}, batch {stop.batch}: {save_path} holds the model of epoch "
+                f"{what} in epoch {stop.epoch}, batch {stop.batch}: {save_path} holds the model of epoch "
                 f"{history[-1]['epoch']}; continue with --resume {save_path}",
                 markup=False,
             )
         else:
             err.print(
-                f"interrupted in epoch {stop.epoch}, batch {stop.batch}; nothing was saved "
+                f"{what} in epoch {stop.epoch}, batch {stop.batch}; nothing was saved "
                 "(use --save FILE to keep a checkpoint after each epoch)",
                 markup=False,
             )
-        return INTERRUPTED
+        return TERMINATED if stop.terminated else INTERRUPTED
     if result.stopped == "early_stopping":
         out.print(f"early stopping: the validation loss has not improved for {plural(result.settings.patience, 'epoch')}")
     if result.state_gradient_norms:  # a recurrent network: show back-propagation through time, unrolled
@@ -107,7 +108,8 @@ def evaluate(args: argparse.Namespace, out: Console, err: Console) -> int:
     """nnrun eval MODEL --data NAME: the saved model on a data set's test split."""
     from .use import evaluate_saved
 
-    evaluation = evaluate_saved(args.model, args.data, getattr(args, "data_dir", None), getattr(args, "device", None))
+    evaluation = evaluate_saved(args.model, args.data, getattr(args, "data_dir", None), getattr(args, "device", None),
+                                getattr(args, "batch", None) or EVAL_BATCH)
     out.print(f"{args.model}: {evaluation.data.name} test split", markup=False)
     show_test(out, evaluation.test, evaluation.samples, evaluation.confusion, evaluation.class_names)
     return 0

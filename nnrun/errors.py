@@ -4,9 +4,18 @@
 loading data (`nnrun.data.DataError`), opening a model file
 (`nnrun.model_io.ModelFileError`), training — and rendered once, by `nnrun.cli`,
 as ``nnrun: error: …`` and ``hint: …``.  Status 2: bad spec, data or arguments;
-1: a failure at run time (DESIGN §2).
+1: a failure at run time; 130 Ctrl-C; 143 SIGTERM.
 """
 from __future__ import annotations
+
+
+TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM — what `timeout`, `kill` and a job scheduler send: it ends a command the way
+    Ctrl-C does (a checkpoint already written is kept, temporary files are removed), with
+    status 143."""
 
 
 class RunError(Exception):

@@ -13,7 +13,10 @@ Layout of the archive:
 """
 from __future__ import annotations
 
+import errno
+import glob
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -48,10 +51,15 @@ def output_problem(path: str | os.PathLike) -> str | None:
     Checked before a long run, so a typo costs seconds, not the run. Missing folders
     are not created: a mistyped folder name would otherwise silently become a new one.
     """
-    path = Path(path)
+    if not str(path).strip():
+        return "the file name is empty"
+    path = Path(os.path.realpath(path))  # a symlink is written through: its target is what gets replaced
     directory = path.parent
     if path.is_dir():
         return f"{path} is a folder; give a file name in it, like {path / 'model.npz'}"
+    if path.exists() and not path.is_file():
+        return (f"{path} is not a regular file (a device, a FIFO or a socket); nnrun writes its files "
+                "whole and moves them into place, so it only replaces regular files")
     if not directory.exists():
         return f"no such folder: {directory}"
     if not directory.is_dir():
@@ -79,9 +87,16 @@ def _file_mode(path: Path) -> int:
 
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then move it into place.
-    The folder must exist (see `output_problem`)."""
-    path = Path(path)
+
+    A symlink is written through (its target is replaced, the link stays); anything but a
+    regular file or a new name is refused.  Temporary files left by an earlier save to
+    the same name that was killed mid-write are removed first.  The folder must exist
+    (see `output_problem`)."""
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     directory = path.parent
+    remove_leftovers(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         os.chmod(temporary, _file_mode(path))  # mkstemp makes it private (0o600)
@@ -98,10 +113,33 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+def strict_json(value, indent: int | None = None) -> str:
+    """JSON that every reader accepts: NaN and infinities (a diverged loss) written as null."""
+    def finite(item):
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(entry) for key, entry in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [finite(entry) for entry in item]
+        return item
+
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temporary files (``.NAME.XXXXXXXX.tmp``) of saves to ``path`` that never finished."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            leftover.unlink()
+        except OSError:
+            pass
+
+
 def save_model(path: str | os.PathLike, model: SavedModel) -> None:
     arrays: dict[str, np.ndarray] = {
         "__spec__": np.array(model.spec_text),
-        "__meta__": np.array(json.dumps({"format": FORMAT, **model.meta})),
+        "__meta__": np.array(strict_json({"format": FORMAT, **model.meta})),
     }
     arrays.update({f"w/{key}": np.ascontiguousarray(value) for key, value in model.weights.items()})
     arrays.update({f"opt/{key}": np.asarray(value) for key, value in model.optimizer_state.items()})
@@ -109,6 +147,17 @@ def save_model(path: str | os.PathLike, model: SavedModel) -> None:
 
 
 def load_model(path: str | os.PathLike) -> SavedModel:
+    """Read a model file: only the arrays nnrun writes, each checked before it is read.
+
+    The spec and the metadata come first; the spec's parameter count then bounds what the
+    weights and the optimizer state may hold, so a damaged or crafted file costs neither
+    time nor memory.  Weights must be finite real numbers; the metadata must have the
+    types nnrun writes.
+    """
+    from nnrun import dsl
+
+    from .limits import read_npz
+
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"no model file at {path}", "train one first: nnrun SPEC --data NAME --save model.npz")
@@ -118,29 +167,72 @@ def load_model(path: str | os.PathLike) -> SavedModel:
         f"{path} is not an nnrun model file (expected an .npz written by `nnrun … --save`)",
         "train and save one with: nnrun SPEC --data NAME --save model.npz",
     )
-    if not zipfile.is_zipfile(path):  # an .npz is a zip archive of .npy files
+    if path.is_file() and not zipfile.is_zipfile(path):  # an .npz is a zip archive of .npy files
+        raise not_a_model
+    header = read_npz(path, lambda name: name in ("__spec__", "__meta__"), "a model file", ModelFileError,
+                      budget=MAX_HEADER_BYTES)
+    if "__spec__" not in header or "__meta__" not in header:
+        raise not_a_model
+    if header["__meta__"].dtype.kind != "U" or header["__spec__"].dtype.kind != "U":
         raise not_a_model
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            contents = {key: archive[key] for key in archive.files}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-        if "pickle" in str(error).lower():
-            raise ModelFileError(
-                f"{path} holds Python objects, which nnrun never loads (they could run code)",
-                "use a model file written by `nnrun … --save`",
-            ) from None
-        raise not_a_model from None
-    if "__spec__" not in contents or "__meta__" not in contents:
-        raise not_a_model
-    try:
-        meta = json.loads(str(contents.pop("__meta__")))
+        meta = json.loads(str(header["__meta__"]))
     except json.JSONDecodeError:
         raise not_a_model from None
-    if meta.pop("format", None) != FORMAT:
+    if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT:
         raise not_a_model
-    spec_text = str(contents.pop("__spec__"))
-    weights = {key[2:]: value for key, value in contents.items() if key.startswith("w/")}
-    optimizer_state = {key[4:]: value for key, value in contents.items() if key.startswith("opt/")}
+    check_meta(meta, path)
+    spec_text = str(header["__spec__"])
+    try:
+        spec = dsl.parse(spec_text, meta.get("spec_file") or str(path))
+        model = dsl.resolve(spec, None if spec.input_shape else tuple(meta.get("input_shape") or ()) or None)
+    except dsl.SpecError as error:
+        raise ModelFileError(f"{path} holds a spec nnrun cannot build ({error.message})",
+                             "the file is damaged, or was written by another version; train and save it again") from None
+    values = model.total_params * 8 + 4096  # float64 at most, and a little for scalars
+    weights = read_npz(path, lambda name: name.startswith("w/"), "a model of this spec", ModelFileError, budget=values)
+    state = read_npz(path, lambda name: name.startswith("opt/"), "a model of this spec", ModelFileError, budget=3 * values)
+    for key, array in weights.items():
+        if array.dtype.kind != "f" or not np.isfinite(array).all():
+            kind = "complex" if array.dtype.kind == "c" else array.dtype.name if array.dtype.kind != "f" else "NaN or infinite"
+            raise ModelFileError(f"{path}: the weights {key[2:]} hold {kind} values, not finite real numbers",
+                                 "the file is damaged, or the run that wrote it diverged; train and save it again")
+    weights = {key[2:]: value for key, value in weights.items()}
+    optimizer_state = {key[4:]: value for key, value in state.items()}
     return SavedModel(spec_text, weights, meta, optimizer_state)
+
+
+MAX_HEADER_BYTES = 64 * 2**20  # the spec text and the metadata (a history of many epochs)
+
+META_TYPES = {  # what nnrun writes, key → (check, what it must be)
+    "data": (lambda v: isinstance(v, str), "a data set name"),
+    "spec_file": (lambda v: isinstance(v, str), "a file name"),
+    "task": (lambda v: v in ("classification", "binary", "regression"), "classification, binary or regression"),
+    "loss": (lambda v: v in ("cce", "bce", "mse", "mae"), "cce, bce, mse or mae"),
+    "seed": (lambda v: type(v) is int and 0 <= v < 2**63, "a whole number ≥ 0"),
+    "epochs_done": (lambda v: type(v) is int and v >= 0, "a whole number ≥ 0"),
+    "input_shape": (lambda v: isinstance(v, list) and 1 <= len(v) <= 4
+                    and all(type(d) is int and 1 <= d <= 100_000_000 for d in v), "a list of 1 to 4 sizes"),
+    "class_names": (lambda v: isinstance(v, list) and len(v) <= 100_000 and all(isinstance(n, str) for n in v),
+                    "a list of names"),
+    "history": (lambda v: isinstance(v, list) and all(_is_record(r) for r in v), "a list of epoch records"),
+    "test": (lambda v: v is None or (isinstance(v, dict) and all(_is_number(x) for x in v.values())),
+             "the test loss and metric"),
+}
+
+
+def _is_number(value) -> bool:
+    return value is None or (type(value) in (int, float))
+
+
+def _is_record(record) -> bool:
+    return (isinstance(record, dict) and type(record.get("epoch")) is int
+            and all(_is_number(value) for value in record.values()))
+
+
+def check_meta(meta: dict, path: Path) -> None:
+    """Each metadata value nnrun relies on has the type nnrun writes (a crafted file is refused)."""
+    for key, (valid, expected) in META_TYPES.items():
+        if key in meta and not valid(meta[key]):
+            raise ModelFileError(f"{path}: its metadata is damaged: {key} must be {expected}, not {meta[key]!r:.60}",
+                                 "train and save the model again")

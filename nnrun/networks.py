@@ -66,3 +66,49 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, classes: int) -> n
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (true.astype(np.int64), predicted.astype(np.int64)), 1)
     return matrix
+
+
+def damaged_kernel_cache(error: BaseException) -> bool:
+    """Whether ``error`` came from reading numba's on-disk cache of compiled kernels (a file
+    truncated by a full disk or a killed process: EOFError, UnpicklingError …)."""
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename.replace("\\", "/").endswith("numba/core/caching.py"):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def clear_kernel_cache() -> int:
+    """Delete the cached compiled kernels of every engine module; return how many files.
+    The next call of each kernel compiles it again (and caches it anew)."""
+    import importlib
+    import pkgutil
+    import sys
+    from pathlib import Path
+
+    import nnrun.engine
+    import nnrun.engine.layers
+
+    for package in (nnrun.engine, nnrun.engine.layers):  # the modules not loaded yet have caches too
+        for found in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            if not found.ispkg:
+                importlib.import_module(found.name)
+    folders = set()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("nnrun.engine"):
+            continue
+        for value in vars(module).values():
+            cache = getattr(value, "_cache", None)
+            folder = getattr(cache, "_cache_path", None)
+            if isinstance(folder, str):
+                folders.add(Path(folder))
+    removed = 0
+    for folder in folders:
+        for file in [*folder.glob("*.nbi"), *folder.glob("*.nbc")]:
+            try:
+                file.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed

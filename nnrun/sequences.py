@@ -25,12 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from .data.dataset import DataError, Dataset
+from .words import plural
 
 SINE_STEPS, ADDING_STEPS, WORD_STEPS, TEXT_STEPS, FOLDER_STEPS = 50, 50, 12, 40, 100
 SINE_NOISE = 0.05  # σ of the Gaussian noise on every sine value (and so on the target)
 TEXT_MAX_WINDOWS = 50_000  # at most this many training windows of a text file …
 TEXT_MAX_BYTES = 256 * 2**20  # … and at most this much memory for their one-hot x_train
 TEST_FRACTION = 0.2
+TEXT_FILE_BYTES = 100 * 2**20  # a text data file larger than this (100 MB) is refused before it is read
+MAX_STEPS = 100_000  # the longest generated sequence (sine:T, adding:T)
 ENGLISH_WORDS, FRENCH_WORDS = Path("/usr/share/dict/american-english"), Path("/usr/share/dict/french")
 WORDS_PER_CLASS = 10_000  # after balancing, at most this many words of each language
 # a–z and the letters of French spelling; words with any other character are dropped
@@ -82,8 +85,9 @@ def load_sequence_dataset(name: str, *, seed: int = 0, length: int | None = None
 def _steps_from_suffix(name: str, argument: str, default: int) -> int:
     if not argument:
         return default
-    if not argument.isdigit() or int(argument) < 2:
-        raise DataError(f"'{name}': the length after ':' must be a whole number ≥ 2", hint=f"e.g. {name.partition(':')[0]}:100")
+    if not argument.isdigit() or not 2 <= int(argument) <= MAX_STEPS:
+        raise DataError(f"'{name}': the length after ':' must be a whole number from 2 to {MAX_STEPS:,}",
+                        hint=f"e.g. {name.partition(':')[0]}:100")
     return int(argument)
 
 
@@ -198,12 +202,21 @@ def _stratified_split(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.
 
 
 def _read_text(path: Path) -> str:
+    from .limits import regular_file
+    from .words import human_bytes
+
+    if not path.exists():
+        raise DataError(f"text file {path} not found", hint="give the path of a UTF-8 text file: --data text:PATH")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a text file", hint="for a folder of class sub-folders, give its path without 'text:'")
+    regular_file(path, "a text file", DataError)  # /dev/zero or a FIFO would never end
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"text file {path} not found", hint="give the path of a UTF-8 text file: --data text:PATH") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a directory, not a text file", hint="for a folder of class sub-folders, give its path without 'text:'") from None
+        size = path.stat().st_size
+        if size > TEXT_FILE_BYTES:
+            raise DataError(f"text file {path} is {human_bytes(size)}; at most {human_bytes(TEXT_FILE_BYTES)} is read",
+                            hint="train on a part of it: head -c 10000000 FILE > part.txt")
+        with open(path, "rb") as file:
+            data = file.read(TEXT_FILE_BYTES + 1)
     except OSError as error:
         raise DataError(f"cannot read {path}: {error.strerror}") from None
     try:
@@ -244,6 +257,12 @@ def text_file(path: Path, steps: int = TEXT_STEPS, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     starts = rng.permutation(starts)
     cut = int(round(len(starts) * TEST_FRACTION))
+    if cut == 0:
+        raise DataError(
+            f"text file {path} has {len(text)} characters: {plural(windows, 'window')} of {steps} characters, "
+            f"too few to hold {TEST_FRACTION:.0%} of them out for the test split",
+            hint=f"use a longer text (at least {steps + 3} characters), or shorter windows",
+        )
     test_starts, train_starts = starts[:cut], starts[cut:]
 
     def encode(window_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

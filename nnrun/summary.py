@@ -16,6 +16,8 @@ from nnrun.dsl import Model
 from nnrun.dsl.shapes import format_count, format_shape
 from nnrun.dsl.spec import Recurrent
 
+from .words import human_bytes
+
 FLOAT32_BYTES = 4
 
 
@@ -130,16 +132,6 @@ def unrolled(layer: Recurrent, input_shape: tuple[int, ...]) -> list[str]:
         f"BPTT: ∂L/∂h_t flows back from t = {steps} to 1, the gradients of U, W, b are "
         f"summed over the steps; {CELL_BPTT[layer.cell].replace('ACT', act)}",
     ]
-
-
-def human_bytes(size: int) -> str:
-    """1024-based: ``217640`` → ``212.5 KiB``."""
-    value, unit = float(size), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def human_count(number: int) -> str:

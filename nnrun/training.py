@@ -29,13 +29,14 @@ from nnrun import dsl
 from nnrun.dsl.shapes import format_shape as shape_text
 from nnrun.dsl.spec import Model, OptimizerSpec, Spec
 
-from .checkpoints import check_outputs, resume, save_or_rescue, saved, write_report
-from .errors import RunError
+from .checkpoints import check_paths, data_path, resume, save_or_rescue, saved, write_report
+from .errors import RunError, Terminated
 from .model_io import load_model
 from .networks import QUIET_FLOATS, confusion_matrix, make_network, metric_name, predicted_classes, set_threads
 from .words import plural
 
 PROGRESS_SECONDS = 0.1  # the progress bar is updated at most this often during an epoch
+EVAL_BATCH = 1000  # samples per forward pass when evaluating (memory only: the result is the same)
 STOPPED = ("completed", "early_stopping", "diverged", "interrupted")
 
 
@@ -78,6 +79,7 @@ class Stop:
     epoch: int = 0
     batch: int = 0
     loss: float = 0.0
+    terminated: bool = False  # "interrupted" by SIGTERM rather than Ctrl-C
 
 
 @dataclass
@@ -175,7 +177,9 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
     progress = progress or Progress()
     spec = config.spec
-    check_outputs(save=config.save, report=config.report)
+    spec_file = spec.filename if os.path.isfile(spec.filename) else None
+    check_paths({"SPEC": spec_file, "--data": data_path(config.data), "--resume": config.resume},
+                {"--save": config.save, "--report": config.report})
     checkpoint = load_model(config.resume) if config.resume else None
     settings = settings_from(spec, config, checkpoint.meta.get("seed") if checkpoint else None)
     set_threads(config.threads)
@@ -191,9 +195,13 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     sample_shape = tuple(data.input_shape)
     data = fit_data(model, data)
 
+    for split, samples in (("training", data.x_train), ("test", data.x_test)):
+        if len(samples) == 0:
+            raise RunError(f"{data.name} has no {split} samples",
+                           "a text needs more characters than the sequence length (add text, or a shorter --data "
+                           "text:FILE model input)" if data.name.startswith("text") else
+                           "give a data set with samples in both splits")
     x_train, y_train, x_val, y_val = split_validation(data, settings.validation, settings.seed)
-    if len(x_train) == 0:
-        raise RunError(f"{data.name} has no training samples")
     if settings.batch > len(x_train):
         progress.warning(f"batch {settings.batch} is larger than the {len(x_train):,} training samples: "
                          f"using batches of {len(x_train):,} (1 iteration per epoch)")
@@ -207,7 +215,9 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     history: list[dict] = []
     first_epoch = 1
     if checkpoint is not None:
-        first_epoch, history = resume(config.resume, checkpoint, model, network)
+        first_epoch, history, notes = resume(config.resume, checkpoint, model, network, data.name)
+        for note in notes:
+            progress.warning(note)
         if first_epoch > settings.epochs:
             raise RunError(
                 f"{config.resume} has already been trained for {plural(first_epoch - 1, 'epoch')}",
@@ -217,7 +227,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     rows = header_rows(config, spec, data, model, network, settings, checkpoint, first_epoch, len(x_train),
                        0 if x_val is None else len(x_val))
     if sample_shape != tuple(data.input_shape):
-        rows[3] = ("input", f"{shape_text(model.input_shape)} ({shape_text(sample_shape)} images flattened) "
+        how = "flattened" if len(model.input_shape) == 1 else "without their channel axis"
+        rows[3] = ("input", f"{shape_text(model.input_shape)} ({shape_text(sample_shape)} samples {how}) "
                             f"→ {shape_text(model.output_shape)}")
     progress.header(rows)
     with progress.compiling():
@@ -260,7 +271,12 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         kept = f"; {config.save} still holds the checkpoint of epoch {len(history)}" if history else ""
         save_or_rescue(config.save, saved(spec, network, {**meta, "epochs_done": len(history), "history": history,
                                                           "test": result.test}), kept)
-    write_report(config.report, result.report)
+    try:
+        write_report(config.report, result.report)
+    except RunError as error:
+        if config.save:
+            error.message += f"; the model was saved to {config.save}"
+        raise
     return result
 
 
@@ -288,16 +304,27 @@ def header_rows(config, spec, data, model, network, settings, checkpoint, first_
     ]
 
 
+def reads_as(input_shape: tuple[int, ...], sample_shape: tuple[int, ...]) -> bool:
+    """Whether a network of ``input_shape`` reads samples of ``sample_shape`` reshaped: as a
+    vector (`input 784` on 28×28×1 images, as the course's MLP notebook does with
+    ``x.reshape(-1, 784)``), or without a channel axis of 1 (`input 28x28` on 28×28×1:
+    the image row by row, for a recurrent layer)."""
+    input_shape, sample_shape = tuple(input_shape), tuple(sample_shape)
+    if input_shape == sample_shape:
+        return False
+    flat = len(input_shape) == 1 and input_shape[0] == math.prod(sample_shape)
+    return flat or (len(sample_shape) > 1 and sample_shape[-1] == 1 and input_shape == sample_shape[:-1])
+
+
 def fit_data(model: Model, data, command: str = "train", trained_on: str | None = None):
-    """The data set as the network takes it: a vector input (`input 784`) reads images
-    flattened, as the course's MLP notebook does (``x.reshape(-1, 784)``); then `check_fit`."""
-    flat = (math.prod(data.input_shape),)
-    if tuple(model.input_shape) == flat and tuple(data.input_shape) != flat:
+    """The data set as the network takes it (reshaped where `reads_as` allows), then `check_fit`."""
+    if reads_as(model.input_shape, data.input_shape):
+        shape = tuple(model.input_shape)
         data = replace(
             data,
-            x_train=data.x_train.reshape(len(data.x_train), -1),
-            x_test=data.x_test.reshape(len(data.x_test), -1),
-            input_shape=flat,
+            x_train=data.x_train.reshape(len(data.x_train), *shape),
+            x_test=data.x_test.reshape(len(data.x_test), *shape),
+            input_shape=shape,
         )
     check_fit(model, data, command, trained_on)
     return data
@@ -311,7 +338,7 @@ def check_fit(model: Model, data, command: str = "train", trained_on: str | None
         kind = data.name.partition(":")[0]
         if command == "eval":  # a saved model cannot be changed: the data must fit it
             raise RunError(
-                f"the model takes {shape_text(model.input_shape)} samples but {data.name} samples are "
+                f"the model takes samples of {shape_text(model.input_shape)} but {data.name} samples are "
                 f"{shape_text(data.input_shape)}",
                 f"the model was trained on {shape_text(model.input_shape)} data"
                 + (f" ({trained_on})" if trained_on else "")
@@ -352,10 +379,14 @@ def check_classes(model: Model, data) -> None:
     outputs = f"{shape_text(out)} {'output' if math.prod(out) == 1 else 'outputs'}"
     if model.loss == "bce":
         if out != (1,) or classes != 2:
+            if out == (classes,):  # the layer fits the classes: the loss line is what to change
+                hint = f"the network already ends with one output per class: write `loss cce` (or leave the loss line out)"
+            else:
+                hint = f"end with `dense {classes} softmax` and `loss cce`" if classes > 2 else "end with `dense 1 sigmoid`"
             raise RunError(
                 f"loss bce needs one sigmoid output and two classes; the network gives "
                 f"{outputs} and {data.name} has {classes} classes",
-                f"end with `dense {classes} softmax` and `loss cce`" if classes > 2 else "end with `dense 1 sigmoid`",
+                hint,
             )
     elif out == (1,) and classes == 2 and model.loss == "cce":
         raise RunError(
@@ -414,27 +445,33 @@ def compile_kernels(model: Model, device: str, settings: Settings, x, y) -> None
 
 
 class StopRequest:
-    """Ctrl-C sets a flag the loop reads after each batch; a second Ctrl-C stops at once."""
+    """Ctrl-C (SIGINT) or SIGTERM sets a flag the loop reads after each batch; a second one
+    stops at once.  ``terminated`` tells which came (SIGTERM: exit status 143, not 130)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self.previous = None
+        self.terminated = False
+        self.previous: dict = {}
 
     def __enter__(self):
         def handler(signum, frame):
             if self.requested:
-                raise KeyboardInterrupt
+                raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
             self.requested = True
+            self.terminated = signum == signal.SIGTERM
 
-        try:
-            self.previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread: leave Ctrl-C as it is
-            self.previous = None
+        for number in self.SIGNALS:
+            try:
+                self.previous[number] = signal.signal(number, handler)
+            except ValueError:  # not the main thread: leave the signals as they are
+                pass
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for number, previous in self.previous.items():
+            signal.signal(number, previous)
         return False
 
 
@@ -471,7 +508,7 @@ def train_loop(network, settings: Settings, x_train, y_train, x_val, y_val, hist
                     shown = now
                     progress.batch_done(batch + 1, loss_sum / seen, metric_sum / seen, seen / (now - started))
                 if stop_request.requested:
-                    return Stop("interrupted", epoch, batch + 1, loss)
+                    return Stop("interrupted", epoch, batch + 1, loss, stop_request.terminated)
             train_seconds = time.perf_counter() - started
             record = {
                 "epoch": epoch,
@@ -481,7 +518,7 @@ def train_loop(network, settings: Settings, x_train, y_train, x_val, y_val, hist
                 f"val_{metric}": None,
             }
             if x_val is not None:
-                result = network.evaluate(x_val, y_val, batch=1000)
+                result = network.evaluate(x_val, y_val, batch=EVAL_BATCH)
                 record["val_loss"] = float(result["loss"])
                 record[f"val_{metric}"] = float(result[metric])
             record["seconds"] = time.perf_counter() - started
@@ -499,25 +536,25 @@ def train_loop(network, settings: Settings, x_train, y_train, x_val, y_val, hist
                     if waited >= settings.patience:
                         return Stop("early_stopping", epoch)
             if stop_request.requested:
-                return Stop("interrupted", epoch + 1, 0)
+                return Stop("interrupted", epoch + 1, 0, terminated=stop_request.terminated)
     return Stop("completed", settings.epochs)
 
 
-def evaluate_test(network, data, x, y) -> tuple[dict, np.ndarray | None, list[str]]:
+def evaluate_test(network, data, x, y, batch: int = EVAL_BATCH) -> tuple[dict, np.ndarray | None, list[str]]:
     """({"loss", metric} on (x, y), confusion matrix, class names); the matrix for up to 20 classes."""
     metric = metric_name(network.task)
     with np.errstate(**QUIET_FLOATS):
-        scores = network.evaluate(x, y, batch=1000)
+        scores = network.evaluate(x, y, batch=batch)
     test = {"loss": float(scores["loss"]), metric: float(scores[metric])}
     if network.task in ("classification", "binary") and data.num_classes <= 20:
-        return test, *confusion(network, data, x)
+        return test, *confusion(network, data, x, batch)
     return test, None, []
 
 
-def confusion(network, data, x) -> tuple[np.ndarray, list[str]]:
+def confusion(network, data, x, batch: int = EVAL_BATCH) -> tuple[np.ndarray, list[str]]:
     """(matrix, class names): rows are the true classes, columns the predicted ones."""
     with np.errstate(**QUIET_FLOATS):
-        predicted = predicted_classes(network.predict(x, batch=1000))
+        predicted = predicted_classes(network.predict(x, batch=batch))
     true = np.asarray(data.y_test).reshape(len(x), -1)[:, 0].round().astype(np.int64)
     matrix = confusion_matrix(true, predicted, data.num_classes)
     names = list(data.class_names) if data.class_names else [str(i) for i in range(data.num_classes)]

@@ -24,7 +24,7 @@ from .checkpoints import load_weights_checked
 from .errors import RunError
 from .model_io import SavedModel, load_model
 from .networks import QUIET_FLOATS, make_network
-from .training import evaluate_test, fit_data
+from .training import EVAL_BATCH, evaluate_test, fit_data, reads_as
 from .words import plural
 
 INPUT_FORMATS = "an .npy array or an IDX images file"
@@ -51,28 +51,31 @@ class Evaluation:
     data: object  # the `Dataset`
 
 
-def evaluate_saved(path: str, data_name: str, data_dir: str | None = None, device: str | None = None) -> Evaluation:
-    """The saved model on a data set's test split."""
+def evaluate_saved(path: str, data_name: str, data_dir: str | None = None, device: str | None = None,
+                   batch: int = EVAL_BATCH) -> Evaluation:
+    """The saved model on a data set's test split, ``batch`` samples per forward pass."""
     from .datasets import labels_for_loss, load_dataset
 
     saved_model, model, network = open_model(path, device)
     data = load_dataset(data_name, data_dir=data_dir)
     data = fit_data(model, data, "eval", trained_on=saved_model.meta.get("data"))
     y_test = labels_for_loss(data.y_test, model.loss, data.num_classes, units=model.output_shape[-1])
-    return Evaluation(*evaluate_test(network, data, data.x_test, y_test), samples=len(data.x_test), data=data)
+    if len(data.x_test) == 0:
+        raise RunError(f"{data.name} has no test samples to evaluate on")
+    return Evaluation(*evaluate_test(network, data, data.x_test, y_test, batch), samples=len(data.x_test), data=data)
 
 
 def read_input(path: str) -> np.ndarray:
     """INPUT of `predict`: an .npy array, or an IDX images file (plain or .gz)."""
+    from .limits import read_npy, regular_file
+
     if not os.path.exists(path):
         raise RunError(f"no input file at {path}", f"give {INPUT_FORMATS}")
     if os.path.isdir(path):
         raise RunError(f"{path} is a folder, not an input file", f"give {INPUT_FORMATS}")
+    regular_file(path, "an input file")  # /dev/zero, a FIFO: refused before reading
     if path.endswith(".npy"):
-        try:
-            return np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
-            raise RunError(f"{path} is not a readable .npy array ({error})") from None
+        return read_npy(path)
     from .datasets import DataError, read_idx
 
     try:
@@ -108,10 +111,12 @@ def as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: str) -> np.n
         return array[None, ..., None]
     if shape[-1] == 1 and array.shape[1:] == shape[:-1]:
         return array[..., None]
-    if len(shape) == 1 and array.ndim >= 2 and math.prod(array.shape[1:]) == shape[0]:
-        return array.reshape(len(array), shape[0])  # a batch of images for `input 784`
+    if reads_as(shape, array.shape):  # one image for `input 784` or `input 28x28`
+        return array.reshape(1, *shape)
+    if array.ndim >= 2 and reads_as(shape, array.shape[1:]):  # a batch of them
+        return array.reshape(len(array), *shape)
     raise RunError(
-        f"{path} holds an array of shape {shape_text(array.shape)}, but the model takes {shape_text(shape)} samples",
+        f"{path} holds an array of shape {shape_text(array.shape)}, but the model takes samples of {shape_text(shape)}",
         f"give one sample of {shape_text(shape)} or a batch of N×{shape_text(shape)}",
     )
 
@@ -146,8 +151,8 @@ def text_vocabulary(saved_model: SavedModel, model: Model, path: str) -> list[st
 def sample(probabilities: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
     """Draw a class from p_i^(1/T) / Σ_j p_j^(1/T): T = 1 is the model's own distribution,
     T → 0 the most likely class (argmax), T > 1 flatter than the model."""
-    logits = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)) / temperature
-    weights = np.exp(logits - logits.max())
+    logits = np.log(np.maximum(probabilities.astype(np.float64), 1e-30))
+    weights = np.exp((logits - logits.max()) / temperature)  # ≤ 1 however small T is: no overflow
     return int(rng.choice(len(weights), p=weights / weights.sum()))
 
 

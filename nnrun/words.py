@@ -15,3 +15,13 @@ def number(value: float) -> str:
 def plural(count: int, word: str) -> str:
     """``1 epoch``, ``2 epochs``, ``1,000 iterations``."""
     return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def human_bytes(size: int) -> str:
+    """1024-based: ``217640`` → ``212.5 KiB``."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -150,6 +150,7 @@ def test_a_report_that_cannot_be_written_keeps_the_model(tmp_path, monkeypatch):
     status, out, err = run_cli(XOR, "--data", "xor", "--save", model, "--report", report)
     assert status == 1
     assert f"could not write the report {report}: Read-only file system" in err
+    assert f"the model was saved to {model}" in err
     assert load_model(model).meta["epochs_done"] == 2
     assert_clean(out, err)
 
@@ -283,6 +284,17 @@ def test_one_sigmoid_output_with_cce_blames_the_loss_line():
     assert status == 2
     assert "loss cce needs one output per class" in err and "`loss bce`" in err
     assert "1 outputs" not in err
+
+
+def test_softmax_outputs_with_bce_blame_the_loss_line():
+    status, _, err = run_cli("input 2; dense 3 softmax; loss bce", "--data", "spiral")
+    assert status == 2
+    assert "write `loss cce`" in err and "end with `dense 3 softmax`" not in err
+
+
+def test_nesterov_without_momentum_is_a_warning():
+    status, _, err = run_cli("check", "input 2; dense 1; optimizer sgd nesterov")
+    assert status == 0 and "`nesterov` changes nothing without momentum" in err
 
 
 def test_counts_of_one_are_singular():

@@ -104,6 +104,18 @@ def test_the_installed_program_answers_and_never_imports_numba_for_the_calculato
     assert result.stdout.splitlines()[-1] == "False 0"
 
 
+def test_python_started_in_the_checkout_uses_the_checkout_and_still_finds_dsl_and_engine(installed):
+    """In the repository's root the folder nnrun/ hides the installed package; the language and
+    the engine are then its sibling folders (as `python -m nnrun` and bench/ expect)."""
+    code = "import nnrun.dsl, nnrun.engine.backend; print(nnrun.dsl.__file__); print(nnrun.engine.backend.__file__)"
+    result = in_fresh_environment(installed, code, ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(ROOT / "dsl" / "__init__.py"), str(ROOT / "engine" / "backend.py")]
+    result = subprocess.run([str(installed), "-m", "nnrun", "check", "specs/xor.net"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "9 parameters" in result.stdout, result.stderr[-2000:]
+
+
 # ------------------------------------------------------------------ the import graph
 
 

@@ -120,7 +120,7 @@ def test_a_vector_input_reads_images_flattened(tmp_path):
     status, out, err = run_cli("input 36; dense 8 relu; dense 2 softmax; train epochs 3 batch 8", "--data", data,
                                "--seed", "0", "--save", model)
     assert status == 0, err
-    assert "36 (6×6×1 images flattened) → 2" in out
+    assert "36 (6×6×1 samples flattened) → 2" in out
     # the saved model evaluates and predicts on the images too
     status, out, err = run_cli("eval", model, "--data", data)
     assert status == 0 and "test" in out, err
@@ -128,6 +128,18 @@ def test_a_vector_input_reads_images_flattened(tmp_path):
     status, out, err = run_cli("predict", model, tmp_path / "four.npy")
     assert status == 0, err
     assert out.count("%") >= 4
+    np.save(tmp_path / "one.npy", images[0])  # one image, 6×6×1
+    status, out, err = run_cli("predict", model, tmp_path / "one.npy")
+    assert status == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) == 1 and rows[0].split("│")[1].strip() == "0"  # one sample
+
+
+def test_an_image_without_its_channel_axis_is_read_row_by_row(tmp_path):
+    data, _ = image_npz(tmp_path / "halves.npz")
+    status, out, err = run_cli("input 6x6; rnn 8; dense 2 softmax; train epochs 2 batch 8", "--data", data, "--seed", "0")
+    assert status == 0, err
+    assert "6×6 (6×6×1 samples without their channel axis) → 2" in out
 
 
 def test_a_vector_input_of_another_size_is_still_refused(tmp_path):
@@ -141,6 +153,6 @@ def test_the_courses_mlp_trains_on_mnist_flattened(data_dir):
     status, out, err = run_cli("input 784; dense 64 relu; dense 10 softmax; train epochs 1 batch 128",
                                "--data", "mnist", "--data-dir", data_dir, "--seed", "0")
     assert status == 0, err
-    assert "784 (28×28×1 images flattened) → 10" in out
+    assert "784 (28×28×1 samples flattened) → 10" in out
     accuracy = float(out.split("accuracy ")[-1].split("%")[0])
     assert accuracy > 90

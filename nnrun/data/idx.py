@@ -51,22 +51,6 @@ def describe_magic(magic: int) -> str:
     return f"{magic} = 0x{magic:08x} ({type_name}, {ndim} dimension{'s' if ndim != 1 else ''})"
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when its name ends in ``.gz``."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(
-            f"{path}: the gzip file is truncated or corrupt ({exc})",
-            hint=f"delete {path} and fetch it again (`nnrun data fetch NAME`)",
-        ) from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}", hint="check that the file exists and is readable") from None
-
-
 def parse_idx(data: bytes, path: Path, expected_magic: int | None = None) -> np.ndarray:
     """Decode IDX bytes.  The type byte may be any IDX type; the number of
     dimensions must match ``expected_magic``'s (3 for images, 1 for labels) when given."""
@@ -91,14 +75,18 @@ def parse_idx(data: bytes, path: Path, expected_magic: int | None = None) -> np.
     promised = math.prod(dims) * dtype.itemsize  # exact: a damaged header may promise more than 2⁶³ bytes
     found = len(data) - header_size
     if found != promised:
-        shape = "×".join(map(str, dims))
-        which = "shorter" if found < promised else "longer"
-        raise DataError(
-            f"{path}: the file is {which} than its header says: {shape} {IDX_TYPES[type_code][0]} "
-            f"values = {promised} bytes of data, but it holds {found}",
-            hint=f"the file is truncated or damaged; delete {path} and fetch it again",
-        )
+        raise size_mismatch(path, dims, type_code, promised, found)
     return np.frombuffer(data, dtype=dtype, offset=header_size).reshape(dims)
+
+
+def size_mismatch(path: Path, dims, type_code: int, promised: int, found: int) -> DataError:
+    shape = "×".join(map(str, dims))
+    which = "shorter" if found < promised else "longer"
+    return DataError(
+        f"{path}: the file is {which} than its header says: {shape} {IDX_TYPES[type_code][0]} "
+        f"values = {promised} bytes of data, but it holds {found}",
+        hint=f"the file is truncated or damaged; delete {path} and fetch it again",
+    )
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -112,9 +100,40 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
-    """Read one IDX file (plain or ``.gz``) as it is stored (uint8 stays uint8)."""
-    path = Path(path)
-    return parse_idx(read_bytes(path), path, expected_magic)
+    """Read one IDX file (plain or ``.gz``) as it is stored (uint8 stays uint8).
+
+    The header is read first; then only as many bytes as it declares, and one more to
+    tell a longer file — so a small gzip that unpacks to gigabytes costs nothing, and a
+    header that declares more than the memory can hold is refused before reading."""
+    from nnrun.limits import check_memory, regular_file
+
+    path = regular_file(path, "an IDX file", DataError)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as file:
+            head = file.read(4)
+            ndim = head[3] if len(head) == 4 and head[:2] == b"\0\0" else 0
+            head += file.read(4 * ndim)
+            if len(head) < 4 + 4 * ndim or head[2] not in IDX_TYPES:
+                return parse_idx(head, path, expected_magic)  # the header's own error
+            dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+            promised = math.prod(dims) * IDX_TYPES[head[2]][1].itemsize
+            if path.suffix != ".gz" and promised != path.stat().st_size - len(head):
+                raise size_mismatch(path, dims, head[2], promised, path.stat().st_size - len(head))
+            check_memory(promised, f"{path} ({'×'.join(map(str, dims))} values)",
+                         "the header declares more than this machine can hold; the file is damaged", DataError)
+            values = file.read(promised)
+            if len(values) == promised and file.read(1):
+                raise DataError(f"{path}: the file is longer than its header says ({promised} bytes of data)",
+                                hint=f"the file is damaged; delete {path} and fetch it again")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(
+            f"{path}: the gzip file is truncated or corrupt ({exc})",
+            hint=f"delete {path} and fetch it again (`nnrun data fetch NAME`)",
+        ) from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}", hint="check that the file exists and is readable") from None
+    return parse_idx(head + values, path, expected_magic)
 
 
 def find_idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:

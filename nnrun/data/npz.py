@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnrun.limits import MAX_CLASSES
+
 from .dataset import DataError, Dataset
 from .idx import images_to_float
 
@@ -20,18 +22,19 @@ NPZ_HINT = "save it with np.savez(path, x_train=…, y_train=…, x_test=…, y_
 
 
 def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing {', '.join(missing)} (it has {', '.join(archive.files) or 'no arrays'})",
-                                hint=NPZ_HINT)
-            return {key: archive[key] for key in NPZ_KEYS}
-    except ValueError as exc:  # numpy's refusal of object arrays, or a damaged header
-        raise DataError(f"{path}: cannot be read safely: {exc}",
-                        hint="object (pickled) arrays are refused; " + NPZ_HINT) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read {path}: {exc}", hint="is it an .npz written by np.savez?") from None
+    """The four arrays, each read only after its declared size is checked (`nnrun.limits.read_npz`);
+    other arrays in the file are never read."""
+    from nnrun.limits import read_npz
+
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"cannot read {path}: it is not an .npz archive", hint="is it an .npz written by np.savez?")
+    arrays = read_npz(path, lambda name: name in NPZ_KEYS, "an .npz data set", DataError)
+    missing = [key for key in NPZ_KEYS if key not in arrays]
+    if missing:
+        with zipfile.ZipFile(path) as archive:
+            names = [name.removesuffix(".npy") for name in archive.namelist()]
+        raise DataError(f"{path}: missing {', '.join(missing)} (it has {', '.join(names) or 'no arrays'})", hint=NPZ_HINT)
+    return arrays
 
 
 def load_npz(path: Path) -> Dataset:
@@ -63,10 +66,19 @@ def load_npz(path: Path) -> Dataset:
     if y_train.dtype.kind == "f" or y_test.dtype.kind == "f":
         task, num_classes, class_names = "regression", 0, []
         y_train, y_test = y_train.astype(np.float32), y_test.astype(np.float32)
+        for key, y in (("y_train", y_train), ("y_test", y_test)):
+            if not np.isfinite(y).all():
+                raise DataError(f"{path}: {key} contains NaN or infinite values (or values too large for float32)",
+                                hint="clean the targets before training: a NaN target makes every loss NaN")
     else:
         task = "classification"
         y_train, y_test = labels_1d(y_train, path, "y_train"), labels_1d(y_test, path, "y_test")
-        num_classes = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
+        largest = int(max(y_train.max(initial=-1), y_test.max(initial=-1)))
+        if largest >= MAX_CLASSES:  # checked before a name is made for every class up to it
+            raise DataError(f"{path}: a label is {largest:,}; nnrun takes at most {MAX_CLASSES:,} classes (0 to "
+                            f"{MAX_CLASSES - 1:,})", hint="integer targets are class numbers; store float targets for "
+                                                          "regression")
+        num_classes = largest + 1
         class_names = [str(c) for c in range(num_classes)]
 
     return Dataset(
