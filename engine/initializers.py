@@ -26,11 +26,23 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return receptive_field * shape[-2], receptive_field * shape[-1]
 
 
+CHUNK = 1 << 20  # numbers drawn at a time: float64 draws for a whole large kernel would cost 12 bytes a weight
+
+
 def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """U(−√(6/(fan_in+fan_out)), +√(6/(fan_in+fan_out))), float32."""
+    """U(−√(6/(fan_in+fan_out)), +√(6/(fan_in+fan_out))), float32.
+
+    Drawn a chunk at a time into the float32 array: the same numbers as one draw of the
+    whole shape (the generator's stream does not depend on how it is cut), without a
+    float64 copy of the kernel."""
     fan_in, fan_out = fans(shape)
     limit = math.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+    kernel = np.empty(shape, dtype=np.float32)
+    flat = kernel.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        stop = min(start + CHUNK, flat.size)
+        flat[start:stop] = rng.uniform(-limit, limit, size=stop - start)
+    return kernel
 
 
 def zeros(shape: tuple[int, ...]) -> np.ndarray:

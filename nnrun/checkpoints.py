@@ -16,7 +16,7 @@ from nnrun.dsl.shapes import describe
 from nnrun.dsl.spec import Activation, Model, Spec
 
 from .errors import RunError
-from .model_io import ModelFileError, SavedModel, atomic_write, output_problem, save_model, strict_json
+from .model_io import History, ModelFileError, SavedModel, atomic_write, output_problem, save_model, strict_json
 
 
 READ_WHAT = {"SPEC": "the spec", "--data": "the data set", "--resume": "the checkpoint", "--save": "the model"}
@@ -145,7 +145,7 @@ def resume(path: str, checkpoint: SavedModel, model: Model, network, data_name: 
         except ValueError as error:
             raise ModelFileError(f"the optimizer state in {path} does not fit its spec ({error})",
                                  "the file is damaged; train and save it again") from None
-    history = list(checkpoint.meta.get("history", []))
+    history = History(checkpoint.meta.get("history", []))
     return len(history) + 1, history, warnings
 
 

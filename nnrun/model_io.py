@@ -7,7 +7,8 @@ crash or Ctrl-C mid-write leaves the previous file intact. Read back with
 Layout of the archive:
 
     __spec__          the `.net` text the model was trained from (0-d unicode array)
-    __meta__          JSON: data set, input shape, class names, epochs done, history …
+    __meta__          JSON: data set, input shape, class names, epochs done, test result …
+    __history__       one JSON line per epoch (uint8 bytes): the training history
     w/<layer>/<name>  weights and batch-norm statistics, float32
     opt/<key>         optimizer state (checkpoints only, for --resume)
 """
@@ -136,10 +137,30 @@ def remove_leftovers(path: Path) -> None:
             pass
 
 
+class History(list):
+    """The epoch records of a run, each encoded as a JSON line once, when it is appended, so
+    that a checkpoint after every epoch writes the history's bytes without encoding it all
+    again (3,000 XOR epochs with --save: 26.8 s when every save re-encoded it)."""
+
+    def __init__(self, records=()) -> None:
+        super().__init__()
+        self.lines = bytearray()
+        for record in records:
+            self.append(record)
+
+    def append(self, record: dict) -> None:
+        super().append(record)
+        self.lines += strict_json(record).encode() + b"\n"
+
+
 def save_model(path: str | os.PathLike, model: SavedModel) -> None:
+    meta = dict(model.meta)
+    history = meta.pop("history", [])
+    history = history if isinstance(history, History) else History(history)
     arrays: dict[str, np.ndarray] = {
         "__spec__": np.array(model.spec_text),
-        "__meta__": np.array(strict_json({"format": FORMAT, **model.meta})),
+        "__meta__": np.array(strict_json({"format": FORMAT, **meta})),
+        "__history__": np.frombuffer(history.lines, dtype=np.uint8),
     }
     arrays.update({f"w/{key}": np.ascontiguousarray(value) for key, value in model.weights.items()})
     arrays.update({f"opt/{key}": np.asarray(value) for key, value in model.optimizer_state.items()})
@@ -169,8 +190,8 @@ def load_model(path: str | os.PathLike) -> SavedModel:
     )
     if path.is_file() and not zipfile.is_zipfile(path):  # an .npz is a zip archive of .npy files
         raise not_a_model
-    header = read_npz(path, lambda name: name in ("__spec__", "__meta__"), "a model file", ModelFileError,
-                      budget=MAX_HEADER_BYTES)
+    header = read_npz(path, lambda name: name in ("__spec__", "__meta__", "__history__"), "a model file",
+                      ModelFileError, budget=MAX_HEADER_BYTES)
     if "__spec__" not in header or "__meta__" not in header:
         raise not_a_model
     if header["__meta__"].dtype.kind != "U" or header["__spec__"].dtype.kind != "U":
@@ -181,6 +202,14 @@ def load_model(path: str | os.PathLike) -> SavedModel:
         raise not_a_model from None
     if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT:
         raise not_a_model
+    if "__history__" in header:
+        lines = header["__history__"]
+        try:
+            if lines.dtype != np.uint8 or lines.ndim != 1:
+                raise ValueError("not bytes")
+            meta["history"] = History(json.loads(line) for line in lines.tobytes().decode().splitlines() if line)
+        except (ValueError, UnicodeDecodeError):
+            raise ModelFileError(f"{path}: its training history is damaged", "train and save the model again") from None
     check_meta(meta, path)
     spec_text = str(header["__spec__"])
     try:

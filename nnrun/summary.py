@@ -14,6 +14,7 @@ from rich.text import Text
 
 from nnrun.dsl import Model
 from nnrun.dsl.shapes import format_count, format_shape
+from nnrun.dsl.memory import training_memory
 from nnrun.dsl.spec import Recurrent
 
 from .words import human_bytes
@@ -80,6 +81,8 @@ def render_summary(model: Model, console: Console, explain: bool = False) -> Non
     totals.add_row("non-trainable", format_count(model.non_trainable_params), "")
     totals.add_row("weight memory", human_bytes(model.total_params * FLOAT32_BYTES), "float32")
     totals.add_row("MACs per sample", format_count(model.macs), human_count(model.macs))
+    need = training_memory(model, model.spec.train.batch)
+    totals.add_row("memory to train", human_bytes(need.total), f"estimate at batch {need.batch}, {model.spec.optimizer.name}")
     chosen = "" if model.spec.loss is not None else "default for this output"
     totals.add_row("loss", model.loss, chosen)
     console.print(totals)

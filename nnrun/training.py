@@ -31,7 +31,7 @@ from nnrun.dsl.spec import Model, OptimizerSpec, Spec
 
 from .checkpoints import check_paths, data_path, resume, save_or_rescue, saved, write_report
 from .errors import RunError, Terminated
-from .model_io import load_model
+from .model_io import History, load_model
 from .networks import QUIET_FLOATS, confusion_matrix, make_network, metric_name, predicted_classes, set_threads
 from .words import plural
 
@@ -114,7 +114,8 @@ class Progress:
         """The run's settings, as (name, value) rows, before anything is compiled."""
 
     def compiling(self) -> ContextManager:
-        """Around the first step, which compiles the kernels (seconds to a minute, once)."""
+        """Around the run's first training step, which compiles the kernels (seconds to a
+        minute the first time; loaded from the disk cache afterwards).  Called inside `training`."""
         return nullcontext()
 
     def training(self, metric: str, validation: bool, history: list[dict]) -> ContextManager:
@@ -211,8 +212,9 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     y_val = None if y_val is None else labels_for_loss(y_val, model.loss, data.num_classes, units=units)
     y_test = labels_for_loss(data.y_test, model.loss, data.num_classes, units=units)
 
+    check_training_memory(model, settings)
     network = make_network(model, config.device, settings.seed, settings.optimizer)
-    history: list[dict] = []
+    history: list[dict] = History()  # each epoch's record encoded once, for the checkpoints
     first_epoch = 1
     if checkpoint is not None:
         first_epoch, history, notes = resume(config.resume, checkpoint, model, network, data.name)
@@ -231,8 +233,6 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         rows[3] = ("input", f"{shape_text(model.input_shape)} ({shape_text(sample_shape)} samples {how}) "
                             f"→ {shape_text(model.output_shape)}")
     progress.header(rows)
-    with progress.compiling():
-        compile_kernels(model, config.device, settings, x_train[:2], y_train[:2])
 
     metric = metric_name(network.task)
     result = TrainResult("completed", Stop(), history, network, model, spec, data, settings, metric, first_epoch)
@@ -380,7 +380,7 @@ def check_classes(model: Model, data) -> None:
     if model.loss == "bce":
         if out != (1,) or classes != 2:
             if out == (classes,):  # the layer fits the classes: the loss line is what to change
-                hint = f"the network already ends with one output per class: write `loss cce` (or leave the loss line out)"
+                hint = "the network already ends with one output per class: write `loss cce` (or leave the loss line out)"
             else:
                 hint = f"end with `dense {classes} softmax` and `loss cce`" if classes > 2 else "end with `dense 1 sigmoid`"
             raise RunError(
@@ -435,13 +435,24 @@ def split_validation(data, fraction: float, seed: int):
     return x[keep], y[keep], x[val], y[val]
 
 
-def compile_kernels(model: Model, device: str, settings: Settings, x, y) -> None:
-    """Run one tiny step on a throw-away copy of the network so that the timed epochs
-    exclude compilation (kernels are cached on disk: only the first run compiles)."""
-    with np.errstate(**QUIET_FLOATS):
-        scratch = make_network(model, device, settings.seed, settings.optimizer)
-        scratch.train_step(x, y)
-        scratch.evaluate(x, y, batch=len(x))
+def check_training_memory(model: Model, settings: Settings) -> None:
+    """Refuse, before anything is allocated, a run that would not fit in memory (`nnrun.dsl.memory`)."""
+    from nnrun.dsl.memory import training_memory
+
+    from .limits import check_memory
+    from .words import human_bytes
+
+    need = training_memory(model, settings.batch, settings.optimizer)
+    slots = {"adam": "Adam's m and v", "sgd": "the momentum's velocity"}[settings.optimizer.name]
+    parts = [f"weights and gradients {human_bytes(need.weights)}"]
+    if need.optimizer:
+        parts.append(f"{slots} {human_bytes(need.optimizer)}")
+    evaluating = need.evaluation_activations > need.training_activations
+    parts.append(f"activations {human_bytes(need.activations)}"
+                 + (f" when evaluating {EVAL_BATCH:,} samples at a time" if evaluating else ""))
+    check_memory(need.total, f"training this network at batch {settings.batch} ({', '.join(parts)})",
+                 "use a smaller network (fewer units or filters)"
+                 + (", or a smaller --batch" if not evaluating and need.activations > need.weights else ""))
 
 
 class StopRequest:
@@ -488,16 +499,26 @@ def train_loop(network, settings: Settings, x_train, y_train, x_val, y_val, hist
             best, waited = record[monitored], 0
         else:
             waited += 1
+    compiled = False  # the run's first step compiles the kernels (or loads them from the disk cache)
     with StopRequest() as stop_request, np.errstate(**QUIET_FLOATS):
         for epoch in range(first_epoch, settings.epochs + 1):
             order = np.random.default_rng([settings.seed, epoch]).permutation(samples)
             progress.epoch_started(f"{epoch}/{settings.epochs}", batches)
             loss_sum = metric_sum = 0.0
             seen = 0
+            # the compiling step is left out of the epoch's time and rate (when the epoch has others)
+            left_out_seconds, left_out_samples = 0.0, 0
             started = shown = time.perf_counter()
             for batch in range(batches):
                 index = order[batch * settings.batch : (batch + 1) * settings.batch]
-                loss, metric_part = network.train_step(x_train[index], y_train[index])
+                if compiled:
+                    loss, metric_part = network.train_step(x_train[index], y_train[index])
+                else:
+                    with progress.compiling():
+                        loss, metric_part = network.train_step(x_train[index], y_train[index])
+                    compiled = True
+                    if batches > 1:
+                        left_out_seconds, left_out_samples = time.perf_counter() - started, len(index)
                 if not math.isfinite(loss):
                     return Stop("diverged", epoch, batch + 1, loss)
                 loss_sum += loss * len(index)
@@ -506,10 +527,11 @@ def train_loop(network, settings: Settings, x_train, y_train, x_val, y_val, hist
                 now = time.perf_counter()
                 if now - shown >= PROGRESS_SECONDS or batch + 1 == batches:  # redrawing costs more than a small step
                     shown = now
-                    progress.batch_done(batch + 1, loss_sum / seen, metric_sum / seen, seen / (now - started))
+                    rate = (seen - left_out_samples) / max(now - started - left_out_seconds, 1e-9)
+                    progress.batch_done(batch + 1, loss_sum / seen, metric_sum / seen, rate)
                 if stop_request.requested:
                     return Stop("interrupted", epoch, batch + 1, loss, stop_request.terminated)
-            train_seconds = time.perf_counter() - started
+            train_seconds = time.perf_counter() - started - left_out_seconds
             record = {
                 "epoch": epoch,
                 "loss": loss_sum / seen,
@@ -521,8 +543,8 @@ def train_loop(network, settings: Settings, x_train, y_train, x_val, y_val, hist
                 result = network.evaluate(x_val, y_val, batch=EVAL_BATCH)
                 record["val_loss"] = float(result["loss"])
                 record[f"val_{metric}"] = float(result[metric])
-            record["seconds"] = time.perf_counter() - started
-            record["samples_per_second"] = seen / train_seconds
+            record["seconds"] = time.perf_counter() - started - left_out_seconds
+            record["samples_per_second"] = (seen - left_out_samples) / train_seconds
             history.append(record)
             progress.epoch_done(record)
             if save_path:

@@ -20,8 +20,11 @@ from nnrun import dsl
 from nnrun.dsl.shapes import format_shape as shape_text
 from nnrun.dsl.spec import Model
 
+from nnrun.dsl.memory import inference_memory
+
 from .checkpoints import load_weights_checked
 from .errors import RunError
+from .limits import check_memory
 from .model_io import SavedModel, load_model
 from .networks import QUIET_FLOATS, make_network
 from .training import EVAL_BATCH, evaluate_test, fit_data, reads_as
@@ -37,6 +40,8 @@ def open_model(path: str, device: str | None = None):
     input_shape = tuple(meta.get("input_shape") or ()) or None
     spec = dsl.parse(saved_model.spec_text, meta.get("spec_file") or str(path))
     model = dsl.resolve(spec, None if spec.input_shape else input_shape)
+    check_memory(inference_memory(model), f"running {path} ({model.total_params:,} parameters)",
+                 "use a machine with more memory")
     network = make_network(model, device or "cpu", int(meta.get("seed") or 0))
     load_weights_checked(network, saved_model, path)
     return saved_model, model, network
@@ -152,7 +157,8 @@ def sample(probabilities: np.ndarray, temperature: float, rng: np.random.Generat
     """Draw a class from p_i^(1/T) / Σ_j p_j^(1/T): T = 1 is the model's own distribution,
     T → 0 the most likely class (argmax), T > 1 flatter than the model."""
     logits = np.log(np.maximum(probabilities.astype(np.float64), 1e-30))
-    weights = np.exp((logits - logits.max()) / temperature)  # ≤ 1 however small T is: no overflow
+    with np.errstate(over="ignore"):  # a tiny T sends all but the largest to −∞, whose exp is 0
+        weights = np.exp((logits - logits.max()) / temperature)
     return int(rng.choice(len(weights), p=weights / weights.sum()))
 
 

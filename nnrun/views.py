@@ -68,6 +68,7 @@ class TrainingView:
             console=console,
         )
         self.task = None
+        self.label = ""
 
     @contextmanager
     def live(self):
@@ -84,7 +85,18 @@ class TrainingView:
             if self.table.row_count:
                 self.console.print()
 
+    @contextmanager
+    def note(self, text: str):
+        """Show ``text`` after the epoch's label while the block runs (the live view keeps
+        redrawing, so the elapsed time goes on counting)."""
+        self.progress.update(self.task, epoch=f"{self.label} · {text}")
+        try:
+            yield
+        finally:
+            self.progress.update(self.task, epoch=self.label)
+
     def start_epoch(self, label: str, batches: int) -> None:
+        self.label = label
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(
@@ -125,7 +137,7 @@ class TrainingDisplay(TrainingProgress):
         render_header(self.out, rows)
 
     def compiling(self):
-        return self.out.status("preparing kernels (the first run compiles them: up to a minute)…", spinner="dots")
+        return self.view.note("preparing kernels (first run: up to a minute)…")
 
     @contextmanager
     def training(self, metric: str, validation: bool, history: list[dict]):

@@ -163,7 +163,9 @@ def test_resume_continues_where_the_checkpoint_stopped(capsys, tmp_path):
     assert load_model(model).meta["epochs_done"] == 4
 
 
-def test_ctrl_c_keeps_the_last_checkpoint(tmp_path):
+def signal_a_long_run(tmp_path, signal_number: int) -> tuple[subprocess.Popen, bytes, bytes, Path]:
+    """Start a long training run with --save, send ``signal_number`` once its first checkpoint
+    exists, and wait for it to end: (process, stdout, stderr, the model's path)."""
     model = tmp_path / "model.npz"
     spec = "input 2; dense 64 relu; dense 64 relu; dense 3 softmax; train epochs 100000 batch 1"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -180,11 +182,16 @@ def test_ctrl_c_keeps_the_last_checkpoint(tmp_path):
             time.sleep(0.2)
         assert model.exists(), process.communicate(timeout=5)
         time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal_number)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
+    return process, out, err, model
+
+
+def test_ctrl_c_keeps_the_last_checkpoint(tmp_path):
+    process, out, err, model = signal_a_long_run(tmp_path, signal.SIGINT)
     assert process.returncode == 130
     assert b"Traceback" not in err + out
     assert b"--resume" in err

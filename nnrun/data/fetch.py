@@ -58,19 +58,41 @@ CHECKSUMS = {
 }
 
 
+# Bytes of each uncompressed file (the same in both sets: 60,000 and 10,000 28×28 images).
+# A download is cut off past what its gzip can hold (a little over these), and its
+# contents are read no further than this: a mirror streaming zeros costs nothing.
+SIZES = {
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
+}
+
+
+def largest_gzip(size: int) -> int:
+    """The most bytes a gzip of ``size`` bytes takes: stored blocks add 5 bytes per 64 KiB, plus a header."""
+    return size + 5 * (size // 65535 + 1) + 1024
+
+
 def mirrors_for(name: str) -> list[str]:
     override = os.environ.get("NNRUN_MIRROR", "").split()
     return override or MIRRORS[name]
 
 
-def sha256_uncompressed(path: Path, gzipped: bool | None = None) -> str:
-    """SHA-256 of the file's contents, gunzipped first when it is gzipped (by default: when it ends in ``.gz``)."""
+def sha256_uncompressed(path: Path, gzipped: bool | None = None, limit: int | None = None) -> str:
+    """SHA-256 of the file's contents, gunzipped first when it is gzipped (by default: when it ends in ``.gz``);
+    with ``limit``, of at most its first ``limit`` + 1 bytes (enough to tell a file that is too long)."""
     digest = hashlib.sha256()
     opener = gzip.open if (path.suffix == ".gz" if gzipped is None else gzipped) else open
+    left = None if limit is None else limit + 1
     try:
         with opener(path, "rb") as f:
-            while chunk := f.read(1 << 20):
+            while chunk := f.read(1 << 20 if left is None else min(1 << 20, left)):
                 digest.update(chunk)
+                if left is not None:
+                    left -= len(chunk)
+                    if left <= 0:
+                        break
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: the gzip file is truncated or corrupt ({exc})",
                         hint=f"delete {path} and fetch it again") from None
@@ -92,18 +114,23 @@ def verify(name: str, files: list[Path]) -> None:
             )
 
 
-def download_one(url: str, destination: Path, progress: Progress | None) -> None:
-    """GET ``url`` into ``destination`` (an open temporary file's path), reporting progress."""
+def download_one(url: str, destination: Path, progress: Progress | None, limit: int | None = None) -> None:
+    """GET ``url`` into ``destination`` (an open temporary file's path), reporting progress;
+    a `DataError` as soon as it would pass ``limit`` bytes."""
     filename = url.rsplit("/", 1)[-1]
     with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response, open(destination, "wb") as out:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if limit is not None and total is not None and total > limit:
+            raise DataError(f"refused: the server announces {total:,} bytes; the file is at most {limit:,}")
         done = 0
         if progress:
             progress(filename, done, total)
         while chunk := response.read(CHUNK_BYTES):
-            out.write(chunk)
             done += len(chunk)
+            if limit is not None and done > limit:
+                raise DataError(f"refused: the download went past {limit:,} bytes, more than the file can be")
+            out.write(chunk)
             if progress:
                 progress(filename, done, total)
 
@@ -115,8 +142,9 @@ def download_verified(name: str, stem: str, url: str, directory: Path, progress:
     os.close(handle)
     temporary = Path(temporary)
     try:
-        download_one(url, temporary, progress)
-        found = sha256_uncompressed(temporary, gzipped=True)
+        size = SIZES.get(stem)
+        download_one(url, temporary, progress, None if size is None else largest_gzip(size))
+        found = sha256_uncompressed(temporary, gzipped=True, limit=size)
         if found != CHECKSUMS[name][stem]:
             raise DataError(f"refused: the SHA-256 of the uncompressed file is {found}, expected {CHECKSUMS[name][stem]}")
     except BaseException:  # Ctrl-C included: never leave a partial file behind
