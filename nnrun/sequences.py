@@ -318,6 +318,11 @@ def text_folder(path: Path, steps: int = FOLDER_STEPS, seed: int = 0) -> Dataset
     x = one_hot_texts(texts, vocabulary, steps)
     labels = np.array(labels, dtype=np.int64)
     train_index, test_index = _stratified_split(labels, np.random.default_rng(seed))
+    if len(test_index) == 0:
+        raise DataError(
+            f"{path} has too few .txt files to hold {TEST_FRACTION:.0%} of each class out for the test split",
+            hint="put at least 3 .txt files in each class folder",
+        )
     return Dataset(
         name=path.name, x_train=x[train_index], y_train=labels[train_index], x_test=x[test_index],
         y_test=labels[test_index], task="classification", num_classes=len(classes),

@@ -198,10 +198,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
     for split, samples in (("training", data.x_train), ("test", data.x_test)):
         if len(samples) == 0:
-            raise RunError(f"{data.name} has no {split} samples",
-                           "a text needs more characters than the sequence length (add text, or a shorter --data "
-                           "text:FILE model input)" if data.name.startswith("text") else
-                           "give a data set with samples in both splits")
+            raise RunError(f"{data.name} has no {split} samples", "give a data set with samples in both splits")
     x_train, y_train, x_val, y_val = split_validation(data, settings.validation, settings.seed)
     if settings.batch > len(x_train):
         progress.warning(f"batch {settings.batch} is larger than the {len(x_train):,} training samples: "

@@ -340,6 +340,23 @@ def test_a_text_too_short_for_a_test_split_is_refused(tmp_path):
     assert status == 2 and "too few to hold 20% of them out" in err
 
 
+def test_a_text_folder_too_small_for_a_test_split_is_refused(tmp_path):
+    for name, text in (("spam", "win money now"), ("ham", "see you at lunch")):
+        (tmp_path / "texts" / name).mkdir(parents=True)
+        (tmp_path / "texts" / name / "1.txt").write_text(text)
+    status, out, err = run_cli("rnn 4; dense 2 softmax", "--data", tmp_path / "texts")
+    clean(status, out, err)
+    assert status == 2 and "too few .txt files" in err and "at least 3" in err
+
+
+def test_metadata_that_is_not_an_object_is_not_a_model(tmp_path, xor_model):
+    for meta in ([1, 2], "a string"):
+        model = replace_member(xor_model, tmp_path / "m.npz", "__meta__.npy", np.array(json.dumps(meta)))
+        status, out, err = run_cli("eval", model, "--data", "xor")
+        clean(status, out, err)
+        assert status == 2 and "is not an nnrun model file" in err
+
+
 def test_output_on_a_full_disk_ends_with_a_sentence():
     with open("/dev/full", "w") as full:
         result = subprocess.run([sys.executable, "-m", "nnrun", "summary", "specs/mlp.net"], stdout=full,
@@ -393,17 +410,20 @@ def test_a_very_long_generated_sequence_is_refused():
     assert status == 2 and "from 2 to 100,000" in err
 
 
+def replace_member(source: Path, target: Path, member: str, array: np.ndarray) -> Path:
+    """A copy of the model file ``source`` at ``target``, with ``member`` holding ``array``."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            new.writestr(info.filename, buffer.getvalue() if info.filename == member else old.read(info))
+    return target
+
+
 def rewrite_meta(source: Path, target: Path, **meta) -> Path:
     with zipfile.ZipFile(source) as archive:
-        members = {info.filename: archive.read(info) for info in archive.infolist()}
-    old = json.loads(str(np.load(io.BytesIO(members["__meta__.npy"]))))
-    buffer = io.BytesIO()
-    np.save(buffer, np.array(json.dumps({**old, **meta})))
-    members["__meta__.npy"] = buffer.getvalue()
-    with zipfile.ZipFile(target, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return target
+        old = json.loads(str(np.load(io.BytesIO(archive.read("__meta__.npy")))))
+    return replace_member(source, target, "__meta__.npy", np.array(json.dumps({**old, **meta})))
 
 
 @pytest.mark.parametrize("meta", [
@@ -419,15 +439,8 @@ def test_crafted_metadata_is_refused(meta, tmp_path, xor_model):
 
 
 def test_a_history_that_is_not_records_is_refused(tmp_path, xor_model):
-    model = tmp_path / "history.npz"
-    with zipfile.ZipFile(xor_model) as source, zipfile.ZipFile(model, "w") as target:
-        for info in source.infolist():
-            data = source.read(info)
-            if info.filename == "__history__.npy":
-                buffer = io.BytesIO()
-                np.save(buffer, np.frombuffer(b'["not", "a", "record"]\n', np.uint8))
-                data = buffer.getvalue()
-            target.writestr(info.filename, data)
+    model = replace_member(xor_model, tmp_path / "history.npz", "__history__.npy",
+                           np.frombuffer(b'["not", "a", "record"]\n', np.uint8))
     status, out, err = run_cli(XOR, "--data", "xor", "--resume", model, "--epochs", "4")
     clean(status, out, err)
     assert status == 2 and "history" in err
