@@ -434,6 +434,9 @@ class _ToSpec(Transformer):
             alpha = self._number(children[-1], "the leaky ReLU slope alpha", NON_NEGATIVE)
         return self._option("activation", meta, Activation(name, alpha))
 
+    def bias(self, meta, children):
+        return self._option("bias", meta, str(children[0]) == "true")
+
     def _options(self, statement: str, children: list) -> dict[str, Any]:
         """Options by key; a flag word (``sequences``, ``nesterov``) is a token; duplicates are errors."""
         seen: dict[str, _Option] = {}
@@ -466,6 +469,7 @@ class _ToSpec(Transformer):
             units=int(self._number(units, "units", UNITS)),
             activation=options.get("activation"),
             regularization=self._regularization(options),
+            use_bias=options.get("bias", True),
         )
 
     def conv(self, meta, children):
@@ -478,6 +482,7 @@ class _ToSpec(Transformer):
             padding=options.get("pad", "valid"),
             activation=options.get("activation"),
             regularization=self._regularization(options),
+            use_bias=options.get("bias", True),
         )
 
     def pool(self, meta, children):
@@ -510,6 +515,7 @@ class _ToSpec(Transformer):
             units=int(self._number(units, "units", UNITS)),
             activation=options.get("activation", Activation("tanh")),
             return_sequences=options.get("sequences", False),
+            use_bias=options.get("bias", True),
         )
 
     def gated(self, meta, children):
@@ -519,6 +525,7 @@ class _ToSpec(Transformer):
             cell=str(cell),
             units=int(self._number(units, "units", UNITS)),
             return_sequences=options.get("sequences", False),
+            use_bias=options.get("bias", True),
         )
 
     # ---------------------------------------------------------------- settings

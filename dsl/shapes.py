@@ -375,14 +375,16 @@ def _conv(r: _Resolver, layer: Conv, shape: Shape) -> _Step:
         raise r.fail(layer, f"{describe(layer)}: a conv needs at least 1 filter")
     sizes, formulas, warnings = r.window_output(layer, shape, kernel, stride, layer.padding)
     channels, volume = shape[-1], math.prod(kernel)
-    params = (volume * channels + 1) * layer.filters
+    bias = 1 if layer.use_bias else 0
+    params = (volume * channels + bias) * layer.filters
     terms = "·".join(map(str, kernel))
     return _Step(
         type=f"conv{rank}d",
         output_shape=(*sizes, layer.filters),
         params=params,
         macs=math.prod(sizes) * layer.filters * volume * channels,
-        explain=(*formulas, f"({terms}·{channels}+1)·{layer.filters} = {format_count(params)}"),
+        explain=(*formulas, f"({terms}·{channels}{'+1' if bias else ''})·{layer.filters} = {format_count(params)}"
+                            + ("" if bias else " (no bias)")),
         warnings=warnings,
         window=tuple(zip(kernel, stride)),
     )
@@ -423,8 +425,9 @@ def _dense(r: _Resolver, layer: Dense, shape: Shape) -> _Step:
     if layer.units < 1:
         raise r.fail(layer, f"{describe(layer)}: a dense layer needs at least 1 unit")
     features = shape[-1]
-    params = (features + 1) * layer.units
-    formula = f"({features}+1)·{layer.units} = {format_count(params)}"
+    params = (features + (1 if layer.use_bias else 0)) * layer.units
+    formula = (f"({features}+1)·{layer.units} = {format_count(params)}" if layer.use_bias
+               else f"{features}·{layer.units} = {format_count(params)} (no bias)")
     if len(shape) == 2:  # after `rnn … sequences`: the same weights at every step
         steps = shape[0]
         return _Step(
@@ -479,15 +482,17 @@ def _recurrent(r: _Resolver, layer: Recurrent, shape: Shape) -> _Step:
         raise r.fail(layer, f"{describe(layer)}: a recurrent layer needs at least 1 unit")
     steps, features = shape
     units, gates = layer.units, GATES[layer.cell]
-    biases = 2 if layer.cell == "gru" else 1  # Keras's GRU (reset_after) has an input and a recurrent bias
+    biases = (2 if layer.cell == "gru" else 1) if layer.use_bias else 0  # Keras's GRU (reset_after): two biases
     params = gates * units * (units + features + biases)
     factor = f"{gates}·" if gates > 1 else ""
+    bias_term = f"+{biases}" if biases else ""
     return _Step(
         type=RECURRENT_TYPES[layer.cell],
         output_shape=(steps, units) if layer.return_sequences else (units,),
         params=params,
         macs=steps * gates * units * (features + units),
-        explain=(f"{factor}{units}·({units}+{features}+{biases}) = {format_count(params)}",),
+        explain=(f"{factor}{units}·({units}+{features}{bias_term}) = {format_count(params)}"
+                 + ("" if biases else " (no bias)"),),
     )
 
 

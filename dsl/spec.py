@@ -59,6 +59,7 @@ class Dense:
     units: int
     activation: Activation | None = None
     regularization: Regularization = Regularization()
+    use_bias: bool = True  # `bias false`: no bias term (Keras's use_bias=False)
     label: str | None = None
     pos: Position | None = field(default=None, compare=False)
 
@@ -77,6 +78,7 @@ class Conv:
     padding: Union[Literal["valid", "same"], tuple[int, ...]] = "valid"
     activation: Activation | None = None
     regularization: Regularization = Regularization()
+    use_bias: bool = True  # `bias false`: no bias term (Keras's use_bias=False)
     label: str | None = None
     pos: Position | None = field(default=None, compare=False)
 
@@ -137,6 +139,7 @@ class Recurrent:
     units: int
     activation: Activation = Activation("tanh")
     return_sequences: bool = False
+    use_bias: bool = True  # `bias false`: no bias term (Keras's use_bias=False)
     label: str | None = None
     pos: Position | None = field(default=None, compare=False)
 

@@ -33,9 +33,19 @@ def bias_sum(pred: np.ndarray, targets: np.ndarray) -> float:
     return float(diff.mean(axis=1).sum())
 
 
+def one_hot_correct(pred: np.ndarray, targets: np.ndarray) -> float:
+    """How many rows of ``pred`` (B, C) have their largest value where the one-hot target's 1 is
+    (a classifier trained with mse or mae)."""
+    rows = pred.shape[0]
+    return float(np.count_nonzero(pred.reshape(rows, -1).argmax(axis=1) ==
+                                  np.asarray(targets).reshape(rows, -1).argmax(axis=1)))
+
+
 # network.task → (metric name in evaluate()'s dict, its batch sum)
 BY_TASK = {
     "classification": ("accuracy", correct),
     "binary": ("accuracy", binary_correct),
     "regression": ("mbe", bias_sum),
 }
+# the same for a classifier trained with a regression loss (mse/mae on one-hot or 0/1 targets)
+ONE_HOT = {"classification": ("accuracy", one_hot_correct), "binary": ("accuracy", binary_correct)}

@@ -95,8 +95,20 @@ class Network:
         threads()  # the engine's thread policy, unless the run has set it (engine.threads)
 
         self.metric_name, self.metric_sum = metrics.BY_TASK[self.task]
-        self.params = {f"{layer.name}/{k}": p for layer in self.layers for k, p in layer.params.items()}
+        # `bias false` (Keras's use_bias=False): the layer keeps a bias of zeros that its kernels add,
+        # but it is no parameter — never updated, saved or counted
+        self.no_bias = {f"{info.name}/bias" for info in model.layers if getattr(info.layer, "use_bias", True) is False}
+        self.params = {key: p for key, p in self._arrays("params").items() if key not in self.no_bias}
         self.optimizer = self.backend.make_optimizer(optimizer or model.spec.optimizer, self.params)
+
+    def measure_as_classifier(self) -> None:
+        """Report accuracy, not the mean bias error, for a classifier trained with mse or mae
+        (the course's XOR network uses mse): argmax against the one-hot targets, or the 0.5
+        threshold for one output."""
+        if self.task != "regression":
+            return
+        self.task = "binary" if self.model.output_shape[-1] == 1 else "classification"
+        self.metric_name, self.metric_sum = metrics.ONE_HOT[self.task]
 
     def _shortcuts(self, body: list[Layer]) -> list[Layer]:
         """``body`` with dense+activation pairs fused (cpu backend) and the first
@@ -155,7 +167,7 @@ class Network:
             grad = layer.backward(grad)
             if grad is None:  # the first layer with parameters: nothing before it learns
                 break
-        grads = {f"{layer.name}/{k}": g for layer in self.layers for k, g in layer.grads.items()}
+        grads = {key: g for key, g in self._arrays("grads").items() if key not in self.no_bias}
         self.optimizer.step(grads)
         return loss, self.metric_sum(self.backend.to_host(prediction), y)
 
@@ -187,17 +199,21 @@ class Network:
 
     # ----------------------------------------------------------------- weights
 
+    def _arrays(self, kind: str) -> dict[str, np.ndarray]:
+        """Every layer's ``params``, ``grads`` or ``state`` arrays, keyed "layer/name"."""
+        return {f"{layer.name}/{k}": v for layer in self.layers for k, v in getattr(layer, kind).items()}
+
+    def _weights(self) -> dict[str, np.ndarray]:
+        """The arrays a model file holds: parameters and state (batch norm's moving statistics)."""
+        return {key: v for key, v in {**self._arrays("params"), **self._arrays("state")}.items() if key not in self.no_bias}
+
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and state array, keyed "layer/param"."""
-        return {
-            f"{layer.name}/{k}": self.backend.to_host(v).copy()
-            for layer in self.layers
-            for k, v in {**layer.params, **layer.state}.items()
-        }
+        return {key: self.backend.to_host(v).copy() for key, v in self._weights().items()}
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy ``weights`` into the network's arrays (in place); ValueError on any mismatch."""
-        own = {f"{layer.name}/{k}": v for layer in self.layers for k, v in {**layer.params, **layer.state}.items()}
+        own = self._weights()
         missing = sorted(set(own) - set(weights))
         unexpected = sorted(set(weights) - set(own))
         if missing:

@@ -33,11 +33,12 @@ from .errors import TERMINATED, RunError, Terminated
 from .specfile import load_spec, parse_input_shape
 from .words import plural
 
-COMMANDS = ("summary", "check", "eval", "predict", "data", "generate")
+COMMANDS = ("summary", "check", "apply", "eval", "predict", "show", "data", "generate")
 DEVICES = ("cpu", "cuda", "auto")
 INTERRUPTED = 130
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
-RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate"}  # in nnrun.commands
+RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate",
+                "apply": "apply", "show": "show"}  # in nnrun.commands
 
 
 def main(argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None,
@@ -250,6 +251,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for the compiled kernels")
     parser.add_argument("--save", metavar="FILE", help="save the trained model (.npz)")
     parser.add_argument("--report", metavar="FILE.json", help="write the run as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="write the learning curves as a picture: .png, .svg or .pdf (needs matplotlib)")
     parser.add_argument("--resume", metavar="FILE", help="continue training a model saved with --save, from its next epoch")
     _input_argument(parser)
     return parser
@@ -276,6 +278,28 @@ def command_parser() -> argparse.ArgumentParser:
     _spec_argument(check)
     _input_argument(check)
 
+    apply = subcommands.add_parser(
+        "apply", help="apply one statement to numbers typed in (check a hand computation)",
+        description="Apply one statement — conv, pool, an activation or dense — to a matrix typed in, or to a "
+        "picture, and write out the sum behind each output cell.",
+        epilog='example: nnrun apply "conv 1 3x3" --matrix "1 1 1 0 0; 0 1 1 1 0; 0 0 1 1 1; 0 0 1 1 0; 0 1 1 0 0" '
+        '--kernel "1 0 1; 0 1 0; 1 0 1"',
+    )
+    apply.add_argument("statement", metavar="STATEMENT", help='one statement: "conv 1 3x3 [stride S] [pad same|P] [relu]", '
+                       '"pool max 2", "relu", "dense 2"')
+    apply.add_argument("--matrix", action="append", metavar="ROWS",
+                       help='the numbers, rows separated by ";", e.g. "1 2 3; 4 5 6"; once per channel')
+    apply.add_argument("--kernel", action="append", metavar="ROWS|NAME",
+                       help="conv: one per filter and input channel (or one for all); dense: the in×units weights; "
+                       "or a named kernel: identity, sobel-x, sobel-y, laplacian, box-blur, gaussian-blur, sharpen, emboss")
+    apply.add_argument("--bias", metavar="B", help="one number, or one per filter/unit separated by spaces (default 0)")
+    apply.add_argument("--image", metavar="FILE", help="a picture instead of --matrix: an .npy array, PNG or JPEG (grey)")
+    apply.add_argument("--data", metavar="NAME", help="a picture from a data set's test split (with --sample K)")
+    apply.add_argument("--sample", type=_seed, metavar="K", help="which sample of --data (0 is the first)")
+    _data_dir_argument(apply)
+    apply.add_argument("--png", metavar="FILE", help="also write the pictures before and after as a PNG (needs matplotlib)")
+    apply.add_argument("--json", action="store_true", help="print the input, the padded input, the output and the cells as JSON")
+
     evaluate = subcommands.add_parser("eval", help="evaluate a saved model on a data set's test split")
     evaluate.add_argument("model", metavar="MODEL", help="a model saved with --save")
     evaluate.add_argument("--data", required=True, metavar="NAME|PATH", help="the data set whose test split to use: a name, an IDX directory or an .npz")
@@ -288,6 +312,14 @@ def command_parser() -> argparse.ArgumentParser:
     predict.add_argument("input", metavar="INPUT", help="an .npy array (one sample or a batch) or an IDX images file (plain or .gz)")
     _device_argument(predict)
     predict.add_argument("--top", type=_positive_int, metavar="K", help="show the K most likely classes (default 3)")
+
+    show = subcommands.add_parser("show", help="what each layer of a saved model makes of a sample (feature maps, values)")
+    show.add_argument("model", metavar="MODEL", help="a model saved with --save")
+    show.add_argument("--data", metavar="NAME|PATH", help="take the sample from this data set's test split")
+    show.add_argument("--sample", type=_seed, metavar="K", help="which sample (default: all of a split of at most 16, else 0)")
+    show.add_argument("--input", metavar="FILE", help="or from a file: an .npy array or an IDX images file")
+    _data_dir_argument(show)
+    show.add_argument("--png", metavar="FILE", help="also write the feature maps as a picture (needs matplotlib)")
 
     data = subcommands.add_parser("data", help="where data sets are found; fetch one")
     data_commands = data.add_subparsers(dest="data_command", metavar="list|fetch", required=True)

@@ -18,7 +18,8 @@ from nnrun.dsl.spec import Model
 from .errors import TERMINATED, RunError
 from .specfile import load_spec, parse_input_shape
 from .training import EVAL_BATCH, TrainConfig, TrainResult
-from .views import TrainingDisplay, number, plural, render_confusion, render_filters, render_state_gradients
+from .views import (TrainingDisplay, best_epoch, number, plural, render_confusion, render_curves, render_filters,
+                    render_state_gradients)
 
 INTERRUPTED = 130
 
@@ -40,6 +41,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         save=getattr(args, "save", None),
         resume=getattr(args, "resume", None),
         report=getattr(args, "report", None),
+        plot=getattr(args, "plot", None),
     )
 
 
@@ -48,6 +50,10 @@ def train(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .training import train as train_run
 
     config = train_config(args)
+    if config.plot:
+        from .plots import check_picture_name
+
+        check_picture_name(config.plot, "--plot")
     result = train_run(config, TrainingDisplay(out, err))
     return show_training(result, config, out, err)
 
@@ -58,7 +64,9 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
     if result.stopped == "diverged":
         kept = f"; {save_path} still holds the model of epoch {len(history)}" if save_path and history else ""
         raise RunError(
-            f"the loss became {stop.loss} in epoch {stop.epoch}, batch {stop.batch}: training diverged{kept}",
+            f"the loss became {number(stop.loss)} in epoch {stop.epoch}, batch {stop.batch}"
+            f"{'' if stop.loss != stop.loss or abs(stop.loss) == float('inf') else ', a million times its first value'}"
+            f": training diverged{kept}",
             f"lower the learning rate, for example --lr {result.settings.optimizer.lr / 10:g}",
             status=1,
         )
@@ -79,6 +87,14 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
         return TERMINATED if stop.terminated else INTERRUPTED
     if result.stopped == "early_stopping":
         out.print(f"early stopping: the validation loss has not improved for {plural(result.settings.patience, 'epoch')}")
+    render_curves(out, result.history, result.metric)
+    if config.plot:
+        from .plots import save_curves
+
+        save_curves(config.plot, result.history, result.metric,
+                    best_epoch(result.history, "val_loss" if result.history and
+                               result.history[0].get("val_loss") is not None else "loss"))
+        out.print(f"wrote the learning curves to {config.plot}", markup=False)
     if result.state_gradient_norms:  # a recurrent network: show back-propagation through time, unrolled
         render_state_gradients(out, result.state_gradient_norms)
     show_test(out, result.test, len(result.data.x_test), result.confusion, result.class_names)
@@ -166,4 +182,81 @@ def generate(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print()
         return INTERRUPTED
     out.print()
+    return 0
+
+
+def apply(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun apply STATEMENT --matrix …: one layer by hand (`nnrun.apply`), drawn or as JSON."""
+    from .apply import apply as apply_statement
+    from .apply import data_sample, kernel_matrix, parse_matrix, read_image
+    from .checkpoints import check_paths
+    from .views import render_application
+
+    given = [name for name, value in (("--matrix", args.matrix), ("--image", args.image), ("--data", args.data)) if value]
+    if len(given) != 1:
+        raise RunError("give the numbers with --matrix (once per channel), or a picture with --image FILE or "
+                       "--data NAME --sample K" + (f"; not {' and '.join(given)} together" if given else ""),
+                       'e.g. nnrun apply "pool max 2" --matrix "1 1 2 4; 5 6 7 8; 3 2 1 0; 1 2 3 4"')
+    check_paths({"--image": args.image}, {"--png": args.png})
+    if args.png:
+        from .plots import check_picture_name
+
+        check_picture_name(args.png, "--png")
+    if args.matrix:
+        matrices = [parse_matrix(text) for text in args.matrix]
+        if len({matrix.shape for matrix in matrices}) > 1:
+            raise RunError("every --matrix (one per channel) must have the same size: "
+                           + ", ".join(f"{m.shape[0]}×{m.shape[1]}" for m in matrices))
+    elif args.image:
+        matrices = [read_image(args.image)]
+    else:
+        if args.sample is None:
+            raise RunError("--data needs --sample K: which picture of the test split", f"e.g. --data {args.data} --sample 0")
+        matrices = [data_sample(args.data, args.sample, getattr(args, "data_dir", None))]
+    kernels = [kernel_matrix(text) for text in args.kernel or []]
+    bias = np.zeros(1) if args.bias is None else parse_matrix(args.bias, "--bias").reshape(-1)
+    application = apply_statement(args.statement, matrices, kernels, float(bias[0]) if np.size(bias) == 1 else bias)
+    if args.png:
+        from .plots import save_before_after
+
+        save_before_after(args.png, application)
+    if args.json:
+        out.print_json(data=application.as_json())
+    else:
+        render_application(out, application, pictures=not args.matrix)
+    if args.png:
+        out.print(f"wrote {args.png}", markup=False)
+    return 0
+
+
+def show(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun show MODEL --data NAME [--sample K] | --input FILE: every layer's output for a sample."""
+    from .checkpoints import check_paths
+    from .use import show_samples
+    from .views import render_inside, render_values_table
+
+    if (args.data is None) == (args.input is None):
+        raise RunError("give the samples with --data NAME (and --sample K) or --input FILE, one of the two",
+                       f"e.g. nnrun show {args.model} --data mnist --sample 0")
+    check_paths({"MODEL": args.model, "--input": args.input}, {"--png": args.png})
+    if args.png:
+        from .plots import check_picture_name
+
+        check_picture_name(args.png, "--png")
+    inside = show_samples(args.model, args.data, args.sample, args.input, getattr(args, "data_dir", None))
+    maps = [(name, outputs[0]) for name, _, outputs in inside.layers if outputs.ndim == 4]
+    if args.png and not maps:
+        raise RunError(f"--png draws feature maps, and {args.model} has no convolution or pooling layer",
+                       "leave out --png: the values of its layers are printed")
+    flat = all(outputs.ndim == 2 for _, _, outputs in inside.layers) and inside.samples[0].size <= 8
+    if len(inside.samples) > 1 and flat:
+        render_values_table(out, inside)
+    else:
+        for index in range(len(inside.samples)):
+            render_inside(out, inside, index)
+    if args.png:
+        from .plots import save_feature_maps
+
+        save_feature_maps(args.png, maps, inside.labels[0])
+        out.print(f"wrote the feature maps to {args.png}", markup=False)
     return 0

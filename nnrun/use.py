@@ -2,7 +2,8 @@
 
     saved_model, model, network = open_model("cnn.npz")
     result = evaluate_saved("cnn.npz", "mnist")           # {"loss", "accuracy"} and a confusion matrix
-    outputs = network.predict(read_samples("digits.npy", model.input_shape), batch=1000)
+    outputs = predict_file(network, model, "digits.npy")
+    inside = show_samples("cnn.npz", "mnist", 0, None)         # every layer's output for one digit
     text = "".join(generate_text(...))                     # one character at a time
 
 Nothing here prints; `nnrun.commands` shows the results.
@@ -18,9 +19,8 @@ import numpy as np
 
 from nnrun import dsl
 from nnrun.dsl.shapes import format_shape as shape_text
-from nnrun.dsl.spec import Model
-
 from nnrun.dsl.memory import inference_memory
+from nnrun.dsl.spec import Model
 
 from .checkpoints import load_weights_checked
 from .errors import RunError
@@ -43,6 +43,8 @@ def open_model(path: str, device: str | None = None):
     check_memory(inference_memory(model), f"running {path} ({model.total_params:,} parameters)",
                  "use a machine with more memory")
     network = make_network(model, device or "cpu", int(meta.get("seed") or 0))
+    if meta.get("task") in ("classification", "binary"):
+        network.measure_as_classifier()
     load_weights_checked(network, saved_model, path)
     return saved_model, model, network
 
@@ -201,3 +203,59 @@ def generate_text(path: str, prompt: str, length: int, temperature: float = 1.0,
             yield character
 
     return characters()
+
+
+@dataclass
+class Inside:
+    """What each layer of a saved model makes of some samples (`nnrun show`)."""
+
+    samples: np.ndarray  # (N, *input_shape)
+    labels: list[str]  # one per sample: "sample 0" …
+    layers: list[tuple[str, str, np.ndarray]]  # (name, type, outputs (N, *shape)), activations folded in
+    outputs: np.ndarray  # the prediction (N, outputs)
+    class_names: list[str]
+    task: str
+
+
+def look_inside(path: str, samples: np.ndarray, labels: list[str]) -> Inside:
+    """Run ``samples`` through the saved model one layer at a time, on the reference backend (the
+    plain-NumPy functions, no fused steps), keeping every layer's output.  An activation step of
+    a statement (``dense 2 tanh``) is folded into its layer: the output shown is after it."""
+    saved_model, model, _ = open_model(path)
+    network = make_network(model, "reference", int(saved_model.meta.get("seed") or 0))
+    if saved_model.meta.get("task") in ("classification", "binary"):
+        network.measure_as_classifier()
+    load_weights_checked(network, saved_model, path)
+    x = samples.astype(np.float32)
+    layers: list[tuple[str, str, np.ndarray]] = []
+    with np.errstate(**QUIET_FLOATS):
+        for step in network.layers:
+            x = step.forward(x, training=False)
+            folded = layers and step.name.startswith(layers[-1][0] + "_") and step.info.type == "activation"
+            if folded:
+                layers[-1] = (layers[-1][0], layers[-1][1], x)
+            else:
+                layers.append((step.name, step.info.type, x))
+    return Inside(samples, labels, layers, x, list(saved_model.meta.get("class_names") or []), network.task)
+
+
+def show_samples(path: str, data_name: str | None, sample: int | None, input_file: str | None,
+                 data_dir: str | None = None) -> Inside:
+    """`nnrun show`'s samples: ``--input FILE``, or ``--data NAME`` (``--sample K`` of the test split;
+    without it, the whole split when it has at most 16 samples — XOR's four points — else sample 0)."""
+    from .datasets import load_dataset
+
+    saved_model, model, _ = open_model(path)
+    if input_file is not None:
+        batch = as_batch(read_input(input_file), model.input_shape, input_file)[:16]
+        return look_inside(path, batch, [f"{input_file} [{i}]" for i in range(len(batch))])
+    data = fit_data(model, load_dataset(data_name, data_dir=data_dir), "eval", saved_model.meta.get("data"))
+    count = len(data.x_test)
+    if sample is None:
+        indices = list(range(count)) if count <= 16 else [0]
+    elif not 0 <= sample < count:
+        raise RunError(f"--sample {sample} is out of range: {data.name}'s test split has {plural(count, 'sample')}",
+                       f"give a number from 0 to {count - 1:,}")
+    else:
+        indices = [sample]
+    return look_inside(path, data.x_test[indices], [f"{data.name} test sample {i}" for i in indices])

@@ -16,7 +16,7 @@ from rich.text import Text
 from .console import say
 from .networks import confusion_matrix
 from .training import Progress as TrainingProgress
-from .words import number, plural
+from .words import number, plain, plural
 
 __all__ = ["TrainingDisplay", "TrainingView", "number", "plural", "render_header", "render_confusion",
            "render_filters", "render_state_gradients", "filter_picture", "confusion_matrix"]
@@ -52,11 +52,18 @@ def metric_text(name: str, value: float | None) -> str:
 class TrainingView:
     """The epoch table, with the current epoch's progress bar under it while it runs."""
 
-    def __init__(self, console: Console, metric_name: str, with_validation: bool) -> None:
+    #: Above this many epochs the table shows the first, the last, the best and every k-th
+    #: (the report and the model file keep them all).
+    MAX_ROWS = 25
+
+    def __init__(self, console: Console, metric_name: str, with_validation: bool, epochs: int = 0) -> None:
         self.console = console
         self.metric_name = metric_name
         self.with_validation = with_validation
+        self.epochs = epochs  # how many the run will have (for the every-k-th rows)
+        self.records: list[dict] = []
         self.table = epoch_table(metric_name, with_validation)
+        self._live: Live | None = None
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -75,9 +82,11 @@ class TrainingView:
         group = Group(self.table, self.progress)
         try:
             with Live(group, console=self.console, refresh_per_second=8, transient=False) as live:
+                self._live = live
                 try:
                     yield self
                 finally:
+                    self._live = None
                     # Leave only the table on screen, and no table at all before the first epoch ends
                     # (a run that diverges in epoch 1 shows just its error, not an empty frame).
                     live.update(self.table if self.table.row_count else Text(""), refresh=True)
@@ -113,13 +122,103 @@ class TrainingView:
         )
 
     def end_epoch(self, record: dict) -> None:
+        self.records.append(record)
+        if len(self.records) <= self.MAX_ROWS and self.epochs <= self.MAX_ROWS:
+            self.table.add_row(*self._cells(record))
+            return
+        self.table = epoch_table(self.metric_name, self.with_validation)  # the summary rows, anew
+        shown = shown_epochs(self.records, self.epochs, self.MAX_ROWS, self._monitored())
+        previous = 0
+        for index in shown:
+            if index > previous + 2:  # more than one epoch left out
+                self.table.add_row(*(["⋮"] + [""] * (len(self.table.columns) - 1)), style="dim")
+            record = self.records[index - 1]
+            best = index == best_epoch(self.records, self._monitored())
+            self.table.add_row(*self._cells(record), style="bold" if best else None)
+            previous = index
+        if self._live is not None:
+            self._live.update(Group(self.table, self.progress))
+
+    def _monitored(self) -> str:
+        return "val_loss" if self.with_validation else "loss"
+
+    def _cells(self, record: dict) -> list[str]:
         metric = self.metric_name
         cells = [str(record["epoch"]), number(record["loss"]), metric_text(metric, record.get(metric))]
         if self.with_validation:
             val_loss = record.get("val_loss")
             cells += ["–" if val_loss is None else number(val_loss), metric_text(metric, record.get(f"val_{metric}"))]
         cells += [f"{record['seconds']:.1f}", f"{record['samples_per_second']:,.0f}"]
-        self.table.add_row(*cells)
+        return cells
+
+
+def best_epoch(history: list[dict], monitored: str = "loss") -> int | None:
+    """The epoch (1-based position) whose ``monitored`` value is the lowest: early stopping's reference."""
+    values = [(record.get(monitored), index) for index, record in enumerate(history, start=1)
+              if record.get(monitored) is not None and record.get(monitored) == record.get(monitored)]
+    return min(values)[1] if values else None
+
+
+def shown_epochs(history: list[dict], planned: int, rows: int, monitored: str) -> list[int]:
+    """Which epochs (1-based) a long run's table shows: the first, every k-th, the best and the last."""
+    total = len(history)
+    every = max(1, -(-max(planned, total) // (rows - 3)))  # ⌈epochs / (rows − 3)⌉
+    shown = {1, total, *range(1, total + 1, every)}
+    best = best_epoch(history, monitored)
+    if best is not None:
+        shown.add(best)
+    return sorted(shown)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], low: float, high: float, width: int) -> str:
+    """``values`` as one line of eighth-blocks between ``low`` and ``high``; more values than
+    ``width`` are averaged in groups.  A missing value (None, NaN) is a space."""
+    if len(values) > width:
+        groups = np.array_split(np.array([np.nan if v is None else v for v in values], dtype=float), width)
+        values = [float(np.nanmean(group)) if np.isfinite(group).any() else None for group in groups]
+    span = high - low if high > low else 1.0
+    line = ""
+    for value in values:
+        if value is None or value != value:
+            line += " "
+        else:
+            line += SPARKS[int(round((min(max(value, low), high) - low) / span * (len(SPARKS) - 1)))]
+    return line
+
+
+def render_curves(console: Console, history: list[dict], metric: str, width: int = 50) -> None:
+    """Learning curves in the terminal: loss and ``metric`` per epoch, training against validation,
+    each pair on one scale; the epoch with the lowest validation (else training) loss marked ▲."""
+    if len(history) < 2:
+        return
+    validation = any(record.get("val_loss") is not None for record in history)
+    best = best_epoch(history, "val_loss" if validation else "loss")
+    columns = min(len(history), width)
+    console.print(f"[bold]learning curves[/] ({len(history)} epochs"
+                  + (f", one column per {len(history) / columns:.3g} epochs" if columns < len(history) else "")
+                  + f"; ▲ the lowest {'validation ' if validation else ''}loss, epoch {best})", highlight=False)
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(4):
+        grid.add_column(no_wrap=True)
+    for key in ("loss", metric):
+        series = [("training", [record.get(key) for record in history])]
+        if validation:
+            series.append(("validation", [record.get(f"val_{key}") for record in history]))
+        numbers = [v for _, values in series for v in values if v is not None and v == v]
+        if not numbers:
+            continue
+        low, high = min(numbers), max(numbers)
+        for index, (name, values) in enumerate(series):
+            ends = [v for v in values if v is not None and v == v]
+            grid.add_row(key if index == 0 else "", name, Text(sparkline(values, low, high, width), style="cyan"),
+                         f"{metric_text(key, ends[0]) if key != 'loss' else number(ends[0])} → "
+                         f"{metric_text(key, ends[-1]) if key != 'loss' else number(ends[-1])}")
+    marker = " " * (int((best - 1) * columns / len(history))) + "▲"
+    grid.add_row("", "", Text(marker, style="bold"), "")
+    console.print(grid)
 
 
 class TrainingDisplay(TrainingProgress):
@@ -140,8 +239,8 @@ class TrainingDisplay(TrainingProgress):
         return self.view.note("preparing kernels (first run: up to a minute)…")
 
     @contextmanager
-    def training(self, metric: str, validation: bool, history: list[dict]):
-        self.view = TrainingView(self.out, metric, validation)
+    def training(self, metric: str, validation: bool, history: list[dict], epochs: int):
+        self.view = TrainingView(self.out, metric, validation, epochs)
         for record in history:  # the epochs of a resumed checkpoint
             self.view.end_epoch(record)
         with self.view.live():
@@ -243,25 +342,193 @@ SHADES = " ░▒▓█"  # from the most negative weight (blank) to the most po
 
 def filter_picture(weights: np.ndarray) -> list[str]:
     """One 2-D filter (KH, KW) as lines of shade characters, two per weight so cells look square."""
-    low, high = float(weights.min()), float(weights.max())
-    span = high - low if high > low else 1.0
-    levels = np.rint((weights - low) / span * (len(SHADES) - 1)).astype(int)
-    return ["".join(SHADES[level] * 2 for level in row) for row in levels]
+    return picture(weights, wide=True)
 
 
 def render_filters(console: Console, name: str, kernel: np.ndarray, most: int = 16) -> None:
     """The first convolution's learned filters, ``kernel (KH, KW, C_in, F)``, each drawn
     from its most negative weight (blank) to its most positive (█); with several input
-    channels a filter is shown summed over them."""
+    channels a filter is shown summed over them.  As many per row as the console holds."""
     filters = kernel.sum(axis=2)  # (KH, KW, F)
     count = min(most, filters.shape[-1])
-    grid = Table.grid(padding=(0, 2))
-    for _ in range(count):
-        grid.add_column(no_wrap=True)
-    pictures = [filter_picture(filters[:, :, f]) for f in range(count)]
-    for row in range(filters.shape[0]):
-        grid.add_row(*(Text(picture[row], style="on grey11") for picture in pictures))
-    grid.add_row(*(Text(f"{f + 1}", justify="center") for f in range(count)))
     shown = f"the first {count} of {filters.shape[-1]}" if count < filters.shape[-1] else f"all {count}"
     console.print(f"[bold]learned filters of {name}[/] ({shown}; blank: most negative, █: most positive)")
-    console.print(grid)
+    render_pictures(console, [(str(f + 1), filter_picture(filters[:, :, f])) for f in range(count)], titles_below=True)
+
+
+# ------------------------------------------------------------------ nnrun apply
+
+
+def print_matrix(console: Console, matrix: np.ndarray, title: str,
+                 padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:
+    """``title``, then a 2-D array as a grid of numbers; the cells of ``padding`` (top, bottom, left,
+    right) dimmed."""
+    console.print(Text(title, style="bold"))
+    table = Table(show_header=False, box=box.SQUARE, padding=(0, 1))
+    for _ in range(matrix.shape[1]):
+        table.add_column(justify="right")
+    top, bottom, left, right = padding
+    for row in range(matrix.shape[0]):
+        cells = []
+        for col in range(matrix.shape[1]):
+            pad = row < top or row >= matrix.shape[0] - bottom or col < left or col >= matrix.shape[1] - right
+            cells.append(Text(plain(matrix[row, col]), style="dim" if pad else ""))
+        table.add_row(*cells)
+    console.print(table)
+
+
+def picture(matrix: np.ndarray, wide: bool = False) -> list[str]:
+    """A 2-D array as lines of shade characters, one per cell (two when ``wide``, so that cells
+    look square): blank the lowest value, █ the highest."""
+    low, high = float(matrix.min()), float(matrix.max())
+    span = high - low if high > low else 1.0
+    levels = np.clip(np.rint((matrix - low) / span * (len(SHADES) - 1)), 0, len(SHADES) - 1).astype(int)
+    return ["".join(SHADES[level] * (2 if wide else 1) for level in row) for row in levels]
+
+
+def render_pictures(console: Console, shown: list[tuple[str, list[str]]], width: int | None = None,
+                    titles_below: bool = False) -> None:
+    """Pictures drawn by `picture`, titled, side by side, as many per row as fit the console."""
+    width = width or console.width
+    column = max(max(len(lines[0]) for _, lines in shown), max(len(title) for title, _ in shown)) if shown else 0
+    per_row = max(1, (width + 2) // (column + 2))
+    for start in range(0, len(shown), per_row):
+        grid = Table.grid(padding=(0, 2))
+        group = shown[start:start + per_row]
+        for _ in group:
+            grid.add_column(no_wrap=True)
+        titles = [Text(title, style="bold", justify="center" if titles_below else "left") for title, _ in group]
+        if not titles_below:
+            grid.add_row(*titles)
+        for row in range(max(len(lines) for _, lines in group)):
+            grid.add_row(*(Text(lines[row] if row < len(lines) else "", style="on grey11") for _, lines in group))
+        if titles_below:
+            grid.add_row(*titles)
+        console.print(grid)
+
+
+def render_application(console: Console, application, pictures: bool = False) -> None:
+    """`nnrun apply`: the input (padded), the weights, the output, and each cell's sum written out."""
+    x, padded, output = application.input, application.padded, application.output
+    console.print(f"[bold]{application.statement}[/]", highlight=False)
+    if pictures:
+        channels = output.shape[-1] if output.ndim == 3 else 1
+        shown = [("before", picture(x[:, :, 0]))] + [
+            (f"after{'' if channels == 1 else f' (filter {f + 1})'}", picture(output[:, :, f])) for f in range(channels)]
+        render_pictures(console, shown)
+        console.print(f"before: {x.shape[0]}×{x.shape[1]}, values {x.min():.3g} to {x.max():.3g}; "
+                      f"after: {output.shape[0]}×{output.shape[1]}, values {output.min():.3g} to {output.max():.3g} "
+                      "(blank: the lowest, █: the highest)", highlight=False)
+        return
+    if x.ndim == 1:
+        console.print(f"input  {' '.join(plain(v) for v in x)}", highlight=False)
+    else:
+        for c in range(x.shape[2]):
+            label = "input" if x.shape[2] == 1 else f"input, channel {c + 1}"
+            label += " (padded: the zeros dimmed)" if any(application.padding) else ""
+            print_matrix(console, padded[:, :, c], label, application.padding)
+    kernel = application.kernel
+    if kernel is not None and kernel.ndim == 4:
+        for f in range(kernel.shape[3]):
+            for c in range(kernel.shape[2]):
+                which = "" if kernel.shape[2] * kernel.shape[3] == 1 else f", filter {f + 1}, channel {c + 1}"
+                print_matrix(console, kernel[:, :, c, f], f"kernel{which}")
+    elif kernel is not None:
+        print_matrix(console, kernel, "weights (a row per input, a column per unit)")
+    if application.bias is not None and application.bias.any():
+        console.print(f"bias  {' '.join(plain(b) for b in application.bias)}", highlight=False)
+    if output.ndim == 1:
+        console.print(f"output  {' '.join(plain(v) for v in output)}", highlight=False)
+    else:
+        for f in range(output.shape[2]):
+            print_matrix(console, output[:, :, f], "output" if output.shape[2] == 1 else f"output {f + 1}")
+    if application.cells:
+        many = output.ndim == 3 and output.shape[2] > 1
+        for cell in application.cells:
+            where = f"[{cell.row}, {cell.col}]" if output.ndim == 3 else f"[{cell.col}]"
+            where += f" (map {cell.filter + 1})" if many else ""
+            console.print(f"output{where} = {cell.terms} = {plain(cell.value)}", highlight=False, soft_wrap=True)
+    elif output.size:
+        console.print(f"({output.size} output values: each sum is written out for at most 36)")
+
+
+# ------------------------------------------------------------------ nnrun show
+
+
+def half_size(image: np.ndarray) -> np.ndarray:
+    """An image (H, W) at half its size, each 2×2 block averaged (an odd last row or column kept)."""
+    height, width = image.shape
+    padded = np.pad(image, ((0, height % 2), (0, width % 2)), mode="edge")
+    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).mean(axis=(1, 3))
+
+
+def render_inside(console: Console, inside, index: int = 0) -> None:
+    """One sample through a saved model: the sample, each layer's output, the prediction.
+    Feature maps larger than 16×16 are drawn at half size so that many fit 80 columns."""
+    sample = inside.samples[index]
+    console.print(f"[bold]{inside.labels[index]}[/]", highlight=False)
+    _render_values(console, "input", sample)
+    for name, kind, outputs in inside.layers:
+        if kind == "flatten":  # the same numbers as the maps before it, in one row
+            continue
+        value = outputs[index]
+        shape = "×".join(map(str, value.shape))
+        if value.ndim == 3:
+            small = value.shape[0] > 16
+            console.print(f"[bold]{name}[/] ({kind}) {shape}: one map per channel"
+                          + (", drawn at half size" if small else ""), highlight=False)
+            render_pictures(console, [(str(c + 1), picture(half_size(value[:, :, c]) if small else value[:, :, c]))
+                                      for c in range(value.shape[2])])
+        else:
+            _render_values(console, f"{name} ({kind}) {shape}", value)
+    _render_prediction(console, inside, index)
+
+
+def _render_values(console: Console, title: str, value: np.ndarray) -> None:
+    if value.ndim >= 2 and value.size > 16:  # an image or a sequence: a picture
+        flat = value.mean(axis=-1) if value.ndim == 3 else value
+        console.print(f"[bold]{title}[/] {'×'.join(map(str, value.shape))}", highlight=False)
+        render_pictures(console, [("", picture(flat))])
+        return
+    values = value.reshape(-1)
+    shown = " ".join(number(float(v)) for v in values[:32]) + (" …" if values.size > 32 else "")
+    console.print(Text(title, style="bold") + Text(f"  {shown}"))
+
+
+def _render_prediction(console: Console, inside, index: int) -> None:
+    output = inside.outputs[index].reshape(-1)
+    if inside.task in ("classification", "binary"):
+        probabilities = np.array([1 - output[0], output[0]]) if output.size == 1 else output
+        best = int(np.argmax(probabilities))
+        name = inside.class_names[best] if best < len(inside.class_names) else str(best)
+        console.print(f"[bold]prediction[/]  class {name} ({probabilities[best]:.1%})", highlight=False)
+    else:
+        console.print(f"[bold]prediction[/]  {' '.join(number(float(v)) for v in output)}", highlight=False)
+
+
+def render_values_table(console: Console, inside) -> None:
+    """Several small samples (XOR's four points) in one table: the inputs, each layer's values
+    (h1, h2 … of a hidden layer, y of the output), and the predicted class — the course's slide."""
+    table = Table(title="inside the network: each layer's output for each sample", title_justify="left")
+    inputs = inside.samples.reshape(len(inside.samples), -1)
+    for i in range(inputs.shape[1]):
+        table.add_column(f"x{i + 1}", justify="right")
+    last = len(inside.layers) - 1
+    for position, (name, _, outputs) in enumerate(inside.layers):
+        width = outputs.reshape(len(outputs), -1).shape[1]
+        for j in range(width):
+            symbol = "y" if position == last else "h"
+            table.add_column(f"{name}\n{symbol}{j + 1 if width > 1 or symbol == 'h' else ''}", justify="right")
+    classifier = inside.task in ("classification", "binary")
+    if classifier:
+        table.add_column("class", justify="right")
+    for row in range(len(inputs)):
+        cells = [plain(v) for v in inputs[row]]
+        for _, _, outputs in inside.layers:
+            cells += [number(float(v)) for v in outputs[row].reshape(-1)]
+        if classifier:
+            output = inside.outputs[row].reshape(-1)
+            best = int(output[0] >= 0.5) if output.size == 1 else int(np.argmax(output))
+            cells.append(inside.class_names[best] if best < len(inside.class_names) else str(best))
+        table.add_row(*cells)
+    console.print(table)

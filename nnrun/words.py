@@ -25,3 +25,11 @@ def human_bytes(size: int) -> str:
             break
         value /= 1024
     return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def plain(value: float) -> str:
+    """A number as a student writes it: ``3``, ``-1``, ``0.5``, ``0.1111``."""
+    value = float(value)
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}"

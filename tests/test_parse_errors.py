@@ -22,7 +22,7 @@ ROWS = [
     ("maxpool 2", 1, 1, 7, "unknown statement 'maxpool'", "'pool max'"),
     # no near miss: the hint says what may stand there (statements one group a line)
     ("dense 10\nfrobnicate", 2, 1, 10, "unknown statement 'frobnicate'", "\n  a layer: dense, conv, pool, flatten,"),
-    ("dense 10 frobnicate", 1, 10, 10, "unknown option 'frobnicate' in dense", "expected an activation, 'l1', 'l2' or 'dropconnect'"),
+    ("dense 10 frobnicate", 1, 10, 10, "unknown option 'frobnicate' in dense", "expected an activation, 'l1', 'l2', 'dropconnect' or 'bias'"),
     ("loss foo", 1, 6, 3, "unknown loss 'foo'", "expected 'cce', 'bce', 'mse' or 'mae'"),
     ("loss categorical_crossentropy", 1, 6, 24, "unknown loss", "did you mean 'cce'?"),
     ("optimizer rmsprop", 1, 11, 7, "unknown optimizer 'rmsprop'", "expected 'sgd' or 'adam'"),

@@ -80,7 +80,7 @@ def test_a_diverging_run_returns_and_says_so(tmp_path):
     data = regression_npz(tmp_path / "linear.npz")
     result = train(TrainConfig(spec=parse("dense 1"), data=str(data), optimizer="sgd", lr=1000, epochs=5, seed=0))
     assert result.stopped == "diverged" and result.test is None
-    assert result.stop.epoch == 1 and not np.isfinite(result.stop.loss)
+    assert result.stop.epoch == 1 and not result.stop.loss < 1e6  # exploded (a million times the first loss) or NaN
 
 
 def test_what_must_be_fixed_first_is_a_run_error_before_any_training():
