@@ -245,6 +245,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=_positive_int, metavar="N", help="override the spec's `train epochs` (with --resume: the total, epochs already done included)")
     parser.add_argument("--batch", type=_positive_int, metavar="N", help="override the spec's `train batch`")
     parser.add_argument("--lr", type=_positive_number, metavar="X", help="override the optimizer's learning rate")
+    parser.add_argument("--validation", type=_fraction, metavar="F", help="hold out this fraction of the training split to validate on (override the spec's `train validation`), e.g. 0.1")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), help="override the spec's optimizer")
     parser.add_argument("--seed", type=_seed, metavar="N", help="random seed (weights, shuffling, dropout); with --resume, the checkpoint's")
     _device_argument(parser)
@@ -371,6 +372,16 @@ def _positive_int(text: str) -> int:
     value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a fraction from 0 up to (not including) 1, like 0.1")
     return value
 
 

@@ -34,6 +34,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         epochs=getattr(args, "epochs", None),
         batch=getattr(args, "batch", None),
         lr=getattr(args, "lr", None),
+        validation=getattr(args, "validation", None),
         optimizer=getattr(args, "optimizer", None),
         seed=getattr(args, "seed", None),
         device=getattr(args, "device", None) or "cpu",

@@ -55,6 +55,7 @@ class TrainConfig:
     epochs: int | None = None  # with `resume`: the total, epochs already done included
     batch: int | None = None
     lr: float | None = None
+    validation: float | None = None  # the fraction of the training split held out
     optimizer: str | None = None  # "sgd" or "adam"; a switch starts from its Keras default lr
     seed: int | None = None
     device: str = "cpu"  # "cpu", "cuda" or "auto"
@@ -159,7 +160,8 @@ def settings_from(spec: Spec, config: TrainConfig, checkpoint_seed: int | None =
         seed = train_spec.seed
     if seed is None:
         seed = int.from_bytes(os.urandom(3), "little")
-    return Settings(epochs, batch, train_spec.validation, train_spec.patience, seed, optimizer)
+    validation = config.validation if config.validation is not None else train_spec.validation
+    return Settings(epochs, batch, validation, train_spec.patience, seed, optimizer)
 
 
 def optimizer_text(optimizer: OptimizerSpec) -> str:

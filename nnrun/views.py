@@ -194,9 +194,11 @@ def render_curves(console: Console, history: list[dict], metric: str, width: int
     each pair on one scale; the epoch with the lowest validation (else training) loss marked ▲."""
     if len(history) < 2:
         return
+    width = max(10, min(width, console.width - 46))  # beside the names and the first → last values
     validation = any(record.get("val_loss") is not None for record in history)
     best = best_epoch(history, "val_loss" if validation else "loss")
     columns = min(len(history), width)
+    stretch = max(1, min(4, width // len(history)))  # a few epochs: each several characters wide
     console.print(f"[bold]learning curves[/] ({len(history)} epochs"
                   + (f", one column per {len(history) / columns:.3g} epochs" if columns < len(history) else "")
                   + f"; ▲ the lowest {'validation ' if validation else ''}loss, epoch {best})", highlight=False)
@@ -213,10 +215,11 @@ def render_curves(console: Console, history: list[dict], metric: str, width: int
         low, high = min(numbers), max(numbers)
         for index, (name, values) in enumerate(series):
             ends = [v for v in values if v is not None and v == v]
-            grid.add_row(key if index == 0 else "", name, Text(sparkline(values, low, high, width), style="cyan"),
+            line = "".join(char * stretch for char in sparkline(values, low, high, width))
+            grid.add_row(key if index == 0 else "", name, Text(line, style="cyan"),
                          f"{metric_text(key, ends[0]) if key != 'loss' else number(ends[0])} → "
                          f"{metric_text(key, ends[-1]) if key != 'loss' else number(ends[-1])}")
-    marker = " " * (int((best - 1) * columns / len(history))) + "▲"
+    marker = " " * (int((best - 1) * columns / len(history)) * stretch + stretch // 2) + "▲"
     grid.add_row("", "", Text(marker, style="bold"), "")
     console.print(grid)
 
