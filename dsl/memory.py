@@ -10,7 +10,8 @@ Training keeps, for one batch of B samples (float32, 4 bytes a number):
     and the gradient flowing back through it
     a max pool's winners (8-byte indices)             B · its outputs · 2
     a recurrent layer's states at every step          B · T · units · (gates + 3)
-    a convolution's work arrays (padded input planes) B · its input · 2
+    a convolution's work arrays (padded input       B · (its input · 2 + its positions ·
+    planes, im2col's rows)                            (window · C_in + 1))
 
 Evaluation runs the forward pass alone on batches of 1000.  The estimate is the
 larger of the two, plus the parameters; it errs on the high side by design, so that
@@ -65,8 +66,10 @@ def per_sample(model: Model, training: bool) -> int:
         if isinstance(statement, Recurrent):
             steps = info.input_shape[0]
             kept += steps * statement.units * (GATES[statement.cell] + 3)
-        if isinstance(statement, Conv):
-            kept += 2 * math.prod(info.input_shape)
+        if isinstance(statement, Conv):  # padded input planes, and im2col's rows (positions × window)
+            *_, channels = info.input_shape
+            window = math.prod(statement.kernel) ** (1 if len(statement.kernel) > 1 else len(info.input_shape) - 1)
+            kept += 2 * math.prod(info.input_shape) + math.prod(info.output_shape[:-1]) * (window * channels + 1)
         numbers += kept
     return FLOAT * numbers * (2 if training else 1)
 

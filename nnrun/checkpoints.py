@@ -50,11 +50,27 @@ def check_paths(reads: dict[str, str | None], writes: dict[str, str | None]) -> 
 
 
 def data_path(data) -> str | None:
-    """The file or folder a ``--data`` argument reads, if it names one (not for `mnist` or `xor`)."""
-    if not isinstance(data, str):
+    """The file or folder a ``--data`` argument reads, if it names one (names win: `xor` is the
+    generated set even beside a file called xor)."""
+    from .data.lookup import canonical_name
+
+    if not isinstance(data, str) or canonical_name(data) is not None or data.partition(":")[0] in ("sine", "adding") \
+            or data == "words":
         return None
-    path = data[len("text:"):] if data.startswith("text:") else data
+    path = os.path.expanduser(data[len("text:"):] if data.startswith("text:") else data)
     return path if os.path.exists(path) else None
+
+
+def check_not_inside(source: str, writes: dict[str, str | None]) -> None:
+    """Outputs must not land in a folder read as data (an IDX folder, class folders of texts,
+    the folder a named set was found in): they would replace or add to its files."""
+    if not os.path.isdir(source):
+        return
+    folder = os.path.realpath(source)
+    for flag, path in writes.items():
+        if path and os.path.commonpath([folder, os.path.realpath(path)]) == folder:
+            raise RunError(f"{flag} {path} is inside {source}, the folder the data set is read from: "
+                           "writing there would change the data", f"give {flag} a file outside {source}")
 
 
 def write_failure(error: OSError) -> str:

@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
         args = parse_arguments(argv)
         return dispatch(args, out, err)
     except _Help as request:
-        say(out, request.text.rstrip())
+        try:
+            say(out, request.text.rstrip())
+        except OSError as error:
+            return fatal(err, f"input/output error: {error.strerror or error}", status=1)
         return 0
     except _Usage as problem:
         if problem.usage:
@@ -365,6 +368,8 @@ def _seed(text: str) -> int:
     value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 0 to 4,294,967,295")
     return value
 
 

@@ -73,15 +73,16 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
         )
     if result.stopped == "interrupted":
         what = "terminated (SIGTERM)" if stop.terminated else "interrupted"
+        where = f"after epoch {stop.epoch - 1}" if stop.batch == 0 else f"in epoch {stop.epoch}, batch {stop.batch}"
         if save_path and history:
             err.print(
-                f"{what} in epoch {stop.epoch}, batch {stop.batch}: {save_path} holds the model of epoch "
+                f"{what} {where}: {save_path} holds the model of epoch "
                 f"{history[-1]['epoch']}; continue with --resume {save_path}",
                 markup=False,
             )
         else:
             err.print(
-                f"{what} in epoch {stop.epoch}, batch {stop.batch}; nothing was saved "
+                f"{what} {where}; nothing was saved "
                 "(use --save FILE to keep a checkpoint after each epoch)",
                 markup=False,
             )

@@ -32,7 +32,10 @@ def fatal(err: Console, message: str, *, hint: str | None = None, status: int = 
 
     Status 2: bad spec, data or arguments; 1: a failure at run time (DESIGN §2).
     """
-    say(err, f"nnrun: error: {message}", style="bold red")
-    if hint:
-        say(err, f"hint: {hint}")
+    try:
+        say(err, f"nnrun: error: {message}", style="bold red")
+        if hint:
+            say(err, f"hint: {hint}")
+    except OSError:  # stderr itself cannot be written (a full disk): the status still tells
+        pass
     return status

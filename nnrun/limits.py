@@ -105,10 +105,14 @@ def _declared(file, where: str, error: type[RunError]) -> tuple[tuple[int, ...],
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(file)
         elif version == (2, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
-        else:
-            shape, fortran, dtype = np.lib.format._read_array_header(file, version)  # (3, 0): utf-8 field names
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
-        raise error(f"{where} is not a readable .npy array ({exc})") from None
+        else:  # (3, 0) exists only for structured arrays with non-latin field names: no numbers nnrun reads
+            raise ValueError(f"format version {version[0]}.{version[1]} (structured arrays) is not one nnrun reads")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, RuntimeError, NotImplementedError,
+            zipfile.BadZipFile, zlib.error) as exc:
+        raise error(f"{where} is not a readable .npy array ({exc})", "save it with numpy.save") from None
+    if not all(type(size) is int and size >= 0 for size in shape):
+        raise error(f"{where} declares the shape {shape}, which is not a list of sizes ≥ 0",
+                    "the file is damaged or was not written by numpy.save")
     if dtype.hasobject:
         raise error(f"{where} holds Python objects (pickled), which nnrun never loads: unpickling could run code",
                     "save plain numeric arrays with numpy.save")
@@ -121,11 +125,13 @@ def _checked_read(file, shape, dtype, fortran, stored: int, where: str, error: t
         raise error(f"{where} declares a {'×'.join(map(str, shape)) or 'scalar'} {dtype} array "
                     f"({human_bytes(declared)}) but holds only {human_bytes(stored)} of values",
                     "the file is damaged or was not written by numpy.save")
-    check_memory(declared, f"reading {where}", "the file is larger than this machine can hold", error)
+    count = declared // max(dtype.itemsize, 1)
+    # the values, and the float32 copy the program makes of them (uint8 pixels: 4 bytes each)
+    check_memory(declared + 4 * count, f"reading {where}", "the file is larger than this machine can hold", error)
     try:
         values = np.frombuffer(file.read(declared), dtype=dtype, count=declared // max(dtype.itemsize, 1))
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise error(f"{where} is damaged ({exc})", "save it again") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
+        raise error(f"{where} is damaged or stored in a way nnrun cannot read ({exc})", "save it again") from None
     if values.size * dtype.itemsize != declared:
         raise error(f"{where} ends before its values do", "the file is truncated; save it again")
     array = values.reshape(shape, order="F" if fortran else "C")
@@ -168,7 +174,10 @@ def read_npz(path: str | os.PathLike, wanted, what: str, error: type[RunError] =
                     arrays[name] = _checked_read(file, shape, dtype, fortran, info.file_size - header,
                                                  f"{path} ({name})", error)
     except zipfile.BadZipFile as exc:
-        raise error(f"{path} is not a readable .npz archive ({exc})") from None
+        raise error(f"{path} is not a readable .npz archive ({exc})", "write it with numpy.savez") from None
     except (OSError, EOFError, ValueError, zlib.error) as exc:  # a damaged member, a truncated archive
         raise error(f"{path} is damaged: {exc}", "the file is truncated or corrupt; write it again") from None
+    except (RuntimeError, NotImplementedError) as exc:  # encrypted members, compression methods zipfile lacks
+        raise error(f"{path} is stored in a way nnrun cannot read ({exc})",
+                    "write it again with numpy.savez or numpy.savez_compressed") from None
     return arrays

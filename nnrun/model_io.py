@@ -19,6 +19,7 @@ import glob
 import json
 import math
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -54,7 +55,13 @@ def output_problem(path: str | os.PathLike) -> str | None:
     """
     if not str(path).strip():
         return "the file name is empty"
-    path = Path(os.path.realpath(path))  # a symlink is written through: its target is what gets replaced
+    try:
+        return _output_problem(Path(os.path.realpath(path)))  # a symlink is written through: its target is replaced
+    except OSError as error:  # a name too long for the file system, a loop of links …
+        return f"this name cannot be used ({error.strerror or error})"
+
+
+def _output_problem(path: Path) -> str | None:
     directory = path.parent
     if path.is_dir():
         return f"{path} is a folder; give a file name in it, like {path / 'model.npz'}"
@@ -66,7 +73,7 @@ def output_problem(path: str | os.PathLike) -> str | None:
     if not directory.is_dir():
         return f"{directory} is not a folder"
     try:  # the only reliable test of writability (permissions, read-only file systems, /proc)
-        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        handle, probe = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=directory)
     except OSError as error:
         return f"cannot create a file in {directory} ({error.strerror or error})"
     os.close(handle)
@@ -98,7 +105,7 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise OSError(errno.EINVAL, "not a regular file", str(path))
     directory = path.parent
     remove_leftovers(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=directory)
     try:
         os.chmod(temporary, _file_mode(path))  # mkstemp makes it private (0o600)
         with os.fdopen(handle, "wb") as file:
@@ -128,13 +135,22 @@ def strict_json(value, indent: int | None = None) -> str:
     return json.dumps(finite(value), indent=indent, allow_nan=False)
 
 
+def temporary_prefix(path: Path) -> str:
+    """``.NAME.``: what the temporary files of saves to ``path`` start with (mkstemp adds 8 random
+    characters and ``.tmp``); a long name is cut so that the temporary one still fits 255 bytes."""
+    name = path.name if len(path.name.encode()) <= 200 else path.name.encode()[:200].decode(errors="ignore")
+    return f".{name}."
+
+
 def remove_leftovers(path: Path) -> None:
-    """Delete the temporary files (``.NAME.XXXXXXXX.tmp``) of saves to ``path`` that never finished."""
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            leftover.unlink()
-        except OSError:
-            pass
+    """Delete the temporary files of saves to ``path`` that never finished (exactly mkstemp's names)."""
+    pattern = re.compile(re.escape(temporary_prefix(path)) + r"[a-z0-9_]{8}\.tmp")
+    for leftover in path.parent.glob(f"{glob.escape(temporary_prefix(path))}*.tmp"):
+        if pattern.fullmatch(leftover.name):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
 
 
 class History(list):
@@ -198,7 +214,7 @@ def load_model(path: str | os.PathLike) -> SavedModel:
         raise not_a_model
     try:
         meta = json.loads(str(header["__meta__"]))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, nested past any sense, numbers of thousands of digits
         raise not_a_model from None
     if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT:
         raise not_a_model
@@ -208,7 +224,7 @@ def load_model(path: str | os.PathLike) -> SavedModel:
             if lines.dtype != np.uint8 or lines.ndim != 1:
                 raise ValueError("not bytes")
             meta["history"] = History(json.loads(line) for line in lines.tobytes().decode().splitlines() if line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ModelFileError(f"{path}: its training history is damaged", "train and save the model again") from None
     check_meta(meta, path)
     spec_text = str(header["__spec__"])
@@ -226,6 +242,15 @@ def load_model(path: str | os.PathLike) -> SavedModel:
             kind = "complex" if array.dtype.kind == "c" else array.dtype.name if array.dtype.kind != "f" else "NaN or infinite"
             raise ModelFileError(f"{path}: the weights {key[2:]} hold {kind} values, not finite real numbers",
                                  "the file is damaged, or the run that wrote it diverged; train and save it again")
+    for key, array in state.items():
+        if key == "opt/iterations":
+            valid = array.shape == () and array.dtype.kind in "iu" and int(array) >= 0
+        else:
+            valid = array.dtype.kind == "f" and bool(np.isfinite(array).all())
+        if not valid:
+            raise ModelFileError(f"{path}: the optimizer state {key[4:]} is damaged (it must be "
+                                 f"{'a whole number ≥ 0' if key == 'opt/iterations' else 'finite real numbers'})",
+                                 "train and save the model again, or resume with another optimizer")
     weights = {key[2:]: value for key, value in weights.items()}
     optimizer_state = {key[4:]: value for key, value in state.items()}
     return SavedModel(spec_text, weights, meta, optimizer_state)
@@ -255,7 +280,9 @@ def _is_number(value) -> bool:
 
 
 def _is_record(record) -> bool:
-    return (isinstance(record, dict) and type(record.get("epoch")) is int
+    """An epoch's record as nnrun writes it: its number, a loss, its time and speed, numbers or null."""
+    return (isinstance(record, dict) and type(record.get("epoch")) is int and record["epoch"] >= 1
+            and all(type(record.get(key)) in (int, float) for key in ("loss", "seconds", "samples_per_second"))
             and all(_is_number(value) for value in record.values()))
 
 

@@ -33,7 +33,8 @@ TEXT_MAX_WINDOWS = 50_000  # at most this many training windows of a text file �
 TEXT_MAX_BYTES = 256 * 2**20  # … and at most this much memory for their one-hot x_train
 TEST_FRACTION = 0.2
 TEXT_FILE_BYTES = 100 * 2**20  # a text data file larger than this (100 MB) is refused before it is read
-MAX_STEPS = 100_000  # the longest generated sequence (sine:T, adding:T)
+MAX_STEPS = 10_000  # the longest generated sequence (sine:T, adding:T)
+MAX_VOCABULARY = 10_000  # distinct characters of a text data set (the network's output units)
 ENGLISH_WORDS, FRENCH_WORDS = Path("/usr/share/dict/american-english"), Path("/usr/share/dict/french")
 WORDS_PER_CLASS = 10_000  # after balancing, at most this many words of each language
 # a–z and the letters of French spelling; words with any other character are dropped
@@ -102,6 +103,7 @@ def sine(steps: int = SINE_STEPS, seed: int = 0, *, train: int = 2000, test: int
     ε ~ N(0, σ²) with σ = 0.05 (``SINE_NOISE``).  The target, the value at t = steps,
     carries the same noise, so the best possible test MSE is σ² = 0.0025.
     """
+    _check_generated_memory("sine", (train + test) * (steps + 1) * 8 * 4)
     rng = np.random.default_rng(seed)
     count = train + test
     omega = rng.uniform(0.1, 0.5, (count, 1))
@@ -122,6 +124,7 @@ def adding(steps: int = ADDING_STEPS, seed: int = 0, *, train: int = 5000, test:
     values.  It lies in [0, 2] with mean 1 and variance 2/12, so always predicting
     the mean gives MSE ≈ 0.167: a network has learned something only below that.
     """
+    _check_generated_memory("adding", (train + test) * steps * 8 * 6)
     rng = np.random.default_rng(seed)
     count = train + test
     values = rng.uniform(0.0, 1.0, (count, steps))
@@ -131,6 +134,13 @@ def adding(steps: int = ADDING_STEPS, seed: int = 0, *, train: int = 5000, test:
     x = np.stack([values, markers], axis=2).astype(np.float32)  # (N, T, 2)
     y = (values * markers).sum(axis=1, keepdims=True).astype(np.float32)  # (N, 1)
     return _generated(f"adding:{steps}" if steps != ADDING_STEPS else "adding", x, y, train)
+
+
+def _check_generated_memory(name: str, needed: int) -> None:
+    """The float64 work arrays of a generated set must fit (`adding:10000` builds about 3 GB)."""
+    from .limits import check_memory
+
+    check_memory(needed, f"generating {name}", f"use shorter sequences, e.g. {name}:100", DataError)
 
 
 def _generated(name: str, x: np.ndarray, y: np.ndarray, train: int) -> Dataset:
@@ -248,6 +258,9 @@ def text_file(path: Path, steps: int = TEXT_STEPS, seed: int = 0) -> Dataset:
             hint="use a longer text, or shorter windows",
         )
     vocabulary = sorted(set(text))
+    if len(vocabulary) > MAX_VOCABULARY:
+        raise DataError(f"text file {path} has {len(vocabulary):,} distinct characters; at most {MAX_VOCABULARY:,} "
+                        "can be the classes of a next-character model", hint="use a text in fewer scripts")
     index = {char: i for i, char in enumerate(vocabulary)}
     codes = np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text))
     windows = len(text) - steps  # window k is text[k : k+steps], its target text[k+steps]
@@ -267,7 +280,8 @@ def text_file(path: Path, steps: int = TEXT_STEPS, seed: int = 0) -> Dataset:
 
     def encode(window_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         positions = window_starts[:, None] + np.arange(steps)[None, :]  # (N, T)
-        x = np.eye(len(vocabulary), dtype=np.float32)[codes[positions]]  # (N, T, V)
+        x = np.zeros((*positions.shape, len(vocabulary)), dtype=np.float32)  # (N, T, V) one-hot
+        np.put_along_axis(x, codes[positions][..., None], 1.0, axis=2)
         return x, codes[window_starts + steps]
 
     x_train, y_train = encode(train_starts)

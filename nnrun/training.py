@@ -29,7 +29,7 @@ from nnrun import dsl
 from nnrun.dsl.shapes import format_shape as shape_text
 from nnrun.dsl.spec import Model, OptimizerSpec, Spec
 
-from .checkpoints import check_paths, data_path, resume, save_or_rescue, saved, write_report
+from .checkpoints import check_not_inside, check_paths, data_path, resume, save_or_rescue, saved, write_report
 from .errors import RunError, Terminated
 from .model_io import History, load_model
 from .networks import QUIET_FLOATS, confusion_matrix, make_network, metric_name, predicted_classes, set_threads
@@ -195,6 +195,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         data = config.data
     else:
         data = load_dataset(config.data, data_dir=config.data_dir, seed=settings.seed)
+    check_not_inside(data.source, {"--save": config.save, "--report": config.report, "--plot": config.plot})
     input_shape = config.input_shape
     if spec.input_shape is None and input_shape is None:
         input_shape = tuple(data.input_shape)  # the data gives the input shape

@@ -65,11 +65,22 @@ def evaluate_saved(path: str, data_name: str, data_dir: str | None = None, devic
 
     saved_model, model, network = open_model(path, device)
     data = load_dataset(data_name, data_dir=data_dir)
+    trained_classes = list(saved_model.meta.get("class_names") or [])
+    if trained_classes and data.class_names and trained_classes != list(data.class_names):
+        raise RunError(f"the model's classes are not {data.name}'s: it was trained on "
+                       f"{saved_model.meta.get('data') or 'another data set'} ({_few(trained_classes)}), "
+                       f"{data.name} has {_few(data.class_names)}",
+                       "evaluate it on data with the same classes (for a text model: a text of the same characters)")
     data = fit_data(model, data, "eval", trained_on=saved_model.meta.get("data"))
     y_test = labels_for_loss(data.y_test, model.loss, data.num_classes, units=model.output_shape[-1])
     if len(data.x_test) == 0:
         raise RunError(f"{data.name} has no test samples to evaluate on")
     return Evaluation(*evaluate_test(network, data, data.x_test, y_test, batch), samples=len(data.x_test), data=data)
+
+
+def _few(names) -> str:
+    names = [repr(name) if len(name) == 1 else name for name in names]
+    return ", ".join(names[:8]) + (f" … ({len(names)} classes)" if len(names) > 8 else "")
 
 
 def read_input(path: str) -> np.ndarray:
@@ -81,7 +92,9 @@ def read_input(path: str) -> np.ndarray:
     if os.path.isdir(path):
         raise RunError(f"{path} is a folder, not an input file", f"give {INPUT_FORMATS}")
     regular_file(path, "an input file")  # /dev/zero, a FIFO: refused before reading
-    if path.endswith(".npy"):
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if magic == b"\x93NUMPY" or path.lower().endswith(".npy"):  # whatever the file is called
         return read_npy(path)
     from .datasets import DataError, read_idx
 
@@ -99,8 +112,12 @@ def as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: str) -> np.n
     and an image batch is flattened for a vector input (`input 784`)."""
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
-    elif not np.issubdtype(array.dtype, np.number):
-        raise RunError(f"{path} holds {array.dtype} values, not numbers")
+    elif array.dtype.kind not in "biuf":
+        kind = "complex numbers" if array.dtype.kind == "c" else f"{array.dtype} values"
+        raise RunError(f"{path} holds {kind}, not real numbers", "save the samples as a float or integer array")
+    if array.ndim == 0:
+        raise RunError(f"{path} holds a single number, not a sample of {shape_text(tuple(input_shape))}",
+                       f"give one sample of {shape_text(tuple(input_shape))} or a batch of them")
     array = array.astype(np.float32)
     if array.size == 0:
         raise RunError(f"{path} holds no samples (an array of shape {shape_text(array.shape)})",

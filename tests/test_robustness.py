@@ -133,13 +133,14 @@ def test_an_empty_save_name_is_refused(tmp_path):
 
 def test_leftovers_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
     model = tmp_path / "m.npz"
-    leftovers = [tmp_path / ".m.npz.abc123.tmp", tmp_path / ".m.npz.zz_9.tmp"]
+    leftovers = [tmp_path / ".m.npz.abc12345.tmp", tmp_path / ".m.npz.zz_9zz_9.tmp"]  # mkstemp's 8 characters
     for leftover in leftovers:
         leftover.write_bytes(b"half a model")
-    other = tmp_path / ".other.npz.abc123.tmp"
-    other.write_bytes(b"someone else's")
+    others = [tmp_path / ".other.npz.abc12345.tmp", tmp_path / ".m.npz.keepme.tmp"]  # not nnrun's temporary files
+    for other in others:
+        other.write_bytes(b"someone else's")
     assert run_cli(XOR, "--data", "xor", "--save", model)[0] == 0
-    assert not any(leftover.exists() for leftover in leftovers) and other.exists()
+    assert not any(leftover.exists() for leftover in leftovers) and all(other.exists() for other in others)
 
 
 # ------------------------------------------------------------------ 3. a memory budget for every input
@@ -407,7 +408,7 @@ def test_a_corrupt_compressed_model_is_a_model_error(tmp_path, xor_model):
 def test_a_very_long_generated_sequence_is_refused():
     status, out, err = run_cli("rnn 4; dense 1", "--data", "sine:100000000")
     clean(status, out, err)
-    assert status == 2 and "from 2 to 100,000" in err
+    assert status == 2 and "from 2 to 10,000" in err
 
 
 def replace_member(source: Path, target: Path, member: str, array: np.ndarray) -> Path:
@@ -557,3 +558,170 @@ def test_an_embedded_spec_of_200000_lines_is_refused_before_parsing(tmp_path, xo
     status, out, err = run_cli("eval", model, "--data", "xor")
     assert status == 2 and "200,00" in err and "lines" in err, err
     assert time.monotonic() - started < 10
+
+
+# ------------------------------------------------------------------ a second adversarial review
+
+
+def test_outputs_never_land_in_a_folder_read_as_data(tmp_path, data_dir):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for source in (data_dir / "mnist").iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    before = {path.name: path.stat().st_size for path in folder.iterdir()}
+    for flag in ("--save", "--report"):
+        status, _, err = run_cli("input 784; dense 10 softmax", "--data", folder, "--epochs", "1",
+                                 flag, folder / "train-images-idx3-ubyte.gz")
+        assert status == 2 and "the folder the data set is read from" in err, err
+    assert {path.name: path.stat().st_size for path in folder.iterdir()} == before
+
+
+def test_a_data_path_with_a_tilde_is_the_same_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    regression_npz(tmp_path / "d.npz")
+    status, _, err = run_cli("dense 1", "--data", "~/d.npz", "--save", tmp_path / "d.npz")
+    assert status == 2 and "is the same file as --data" in err
+
+
+def test_a_named_set_is_not_a_file_beside_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "xor").write_text("not data")
+    status, _, err = run_cli("input 2; dense 1 sigmoid", "--data", "xor", "--epochs", "1", "--save", "xor")
+    assert status == 0, err  # the generated set never reads ./xor
+
+
+def test_an_idx_label_of_two_billion_is_refused(tmp_path):
+    from test_idx import write_split_dir
+
+    folder = write_split_dir(tmp_path / "idx", train=20, test=10, classes=3, size=(4, 4))
+    labels = np.zeros(20, dtype=">i4")
+    labels[0] = 2**31 - 1
+    (folder / "train-labels-idx1-ubyte.gz").unlink()
+    (folder / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    status, out, err, seconds = limited(2, "dense 3 softmax", "--data", folder, "--epochs", "1")
+    assert status == 2 and "at most 100,000 classes" in err, err
+    assert seconds < 30
+
+
+def test_a_seed_is_at_most_what_the_spec_allows(tmp_path):
+    status, _, err = run_cli(XOR, "--data", "xor", "--seed", str(2**63), "--save", tmp_path / "m.npz")
+    assert status == 2 and "from 0 to 4,294,967,295" in err and not (tmp_path / "m.npz").exists()
+
+
+def test_zip_members_stored_in_ways_zipfile_cannot_read(tmp_path, xor_model, points):
+    data = bytearray(xor_model.read_bytes())
+    with zipfile.ZipFile(xor_model) as archive:
+        offsets = [info.header_offset for info in archive.infolist()]
+    for offset in offsets:  # set the "encrypted" flag of every member's local header
+        data[offset + 6] |= 1
+    central = data.rfind(b"PK\x01\x02", 0)
+    while central != -1:  # and in the central directory
+        data[central + 8] |= 1
+        central = data.rfind(b"PK\x01\x02", 0, central)
+    model = tmp_path / "encrypted.npz"
+    model.write_bytes(bytes(data))
+    status, out, err = run_cli("predict", model, points)
+    clean(status, out, err)
+    assert status == 2 and "cannot read" in err
+
+
+@pytest.mark.parametrize("shape", [(-1, -2), (True, 2)])
+def test_npy_headers_with_impossible_shapes(shape, tmp_path, xor_model):
+    path = tmp_path / "odd.npy"
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape!r}, }}".encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(64))
+    status, out, err = run_cli("predict", xor_model, path)
+    clean(status, out, err)
+    assert status == 2 and "not a list of sizes" in err
+
+
+def test_metadata_nested_past_sense_is_not_a_model(tmp_path, xor_model):
+    model = replace_member(xor_model, tmp_path / "deep.npz", "__meta__.npy", np.array("[" * 100_000 + "]" * 100_000))
+    status, out, err = run_cli("eval", model, "--data", "xor")
+    clean(status, out, err)
+    assert status == 2 and "is not an nnrun model file" in err
+
+
+@pytest.mark.parametrize("record", [{"epoch": 1}, {"epoch": 1, "loss": None, "seconds": 1, "samples_per_second": 1}])
+def test_history_records_must_be_whole(record, tmp_path, xor_model):
+    model = replace_member(xor_model, tmp_path / "h.npz", "__history__.npy",
+                           np.frombuffer((json.dumps(record) + "\n").encode(), np.uint8))
+    status, out, err = run_cli(XOR, "--data", "xor", "--resume", model, "--epochs", "4")
+    clean(status, out, err)
+    assert status == 2 and "history" in err
+
+
+def test_a_negative_optimizer_step_count_is_refused(tmp_path, xor_model):
+    saved = load_model(xor_model)
+    model = tmp_path / "steps.npz"
+    state = {**saved.optimizer_state, "iterations": np.array(-5, dtype=np.int64)}
+    model_io.save_model(model, model_io.SavedModel(saved.spec_text, saved.weights, saved.meta, state))
+    status, out, err = run_cli(XOR, "--data", "xor", "--resume", model, "--epochs", "4")
+    clean(status, out, err)
+    assert status == 2 and "optimizer state iterations is damaged" in err
+
+
+def test_help_to_a_full_disk_is_one_sentence():
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "nnrun", "--help"], stdout=full, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1 and "No space left on device" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_data_that_is_empty_or_a_fifo(tmp_path):
+    status, _, err = run_cli("dense 1", "--data", "")
+    assert status == 2 and "--data is empty" in err
+    os.mkfifo(tmp_path / "pipe.npz")
+    status, _, err = run_cli("dense 1", "--data", tmp_path / "pipe.npz")
+    assert status == 2 and "is a FIFO (named pipe)" in err
+
+
+def test_long_save_names(tmp_path):
+    fits = tmp_path / ("a" * 250 + ".npz")
+    status, _, err = run_cli(XOR, "--data", "xor", "--epochs", "1", "--save", fits)
+    assert status == 0 and fits.exists(), err
+    status, out, err = run_cli(XOR, "--data", "xor", "--epochs", "1", "--save", tmp_path / ("a" * 300 + ".npz"))
+    clean(status, out, err)
+    assert status == 2 and "this name cannot be used (File name too long)" in err
+
+
+def test_a_text_of_too_many_characters_is_refused(tmp_path):
+    text = tmp_path / "many.txt"
+    text.write_text("".join(chr(0x4E00 + i) for i in range(10_001)) * 2, encoding="utf-8")
+    status, out, err = run_cli("rnn 4; dense 10001 softmax", "--data", f"text:{text}")
+    clean(status, out, err)
+    assert status == 2 and "10,001 distinct characters" in err
+
+
+def test_npz_labels_and_samples_of_unusual_shapes(tmp_path):
+    big = regression_npz(tmp_path / "big.npz", y_train=np.full(40, 2**63, dtype=np.uint64), y_test=np.zeros(10, np.uint64))
+    status, _, err = run_cli("dense 2 softmax", "--data", big)
+    assert status == 2 and "at most 100,000 classes" in err and "negative" not in err
+    one = regression_npz(tmp_path / "one.npz", y_train=np.zeros(40, np.int64), y_test=np.zeros(10, np.int64))
+    status, _, err = run_cli("dense 2 softmax", "--data", one)
+    assert status == 2 and "at least two classes" in err
+    flat = regression_npz(tmp_path / "flat.npz", x_train=np.arange(40, dtype=np.float32), x_test=np.zeros(10, np.float32))
+    status, out, err = run_cli("dense 1", "--data", flat, "--epochs", "1")
+    assert status == 0 and "input       1 → 1" in out, err
+
+
+def test_predict_inputs_of_odd_kinds(tmp_path, xor_model):
+    np.save(tmp_path / "one.npy", np.float32(3))
+    status, _, err = run_cli("predict", xor_model, tmp_path / "one.npy")
+    assert status == 2 and "holds a single number" in err
+    np.save(tmp_path / "complex.npy", np.ones((2, 2), np.complex64))
+    status, _, err = run_cli("predict", xor_model, tmp_path / "complex.npy")
+    assert status == 2 and "complex numbers, not real numbers" in err
+    np.save(tmp_path / "points.npy", np.array([[0, 1]], np.float32))
+    (tmp_path / "points.npy").rename(tmp_path / "POINTS.NPY")
+    status, out, err = run_cli("predict", xor_model, tmp_path / "POINTS.NPY")
+    assert status == 0 and "%" in out, err
+
+
+def test_a_text_model_is_not_evaluated_on_another_alphabet(text_model, tmp_path):  # noqa: F811
+    other = tmp_path / "other.txt"
+    other.write_text("0123456789 " * 20)
+    status, out, err = run_cli("eval", text_model, "--data", f"text:{other}")
+    clean(status, out, err)
+    assert status == 2 and "the model's classes are not" in err

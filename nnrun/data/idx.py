@@ -120,7 +120,7 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
             promised = math.prod(dims) * IDX_TYPES[head[2]][1].itemsize
             if path.suffix != ".gz" and promised != path.stat().st_size - len(head):
                 raise size_mismatch(path, dims, head[2], promised, path.stat().st_size - len(head))
-            check_memory(promised, f"{path} ({'×'.join(map(str, dims))} values)",
+            check_memory(promised + 4 * math.prod(dims), f"{path} ({'×'.join(map(str, dims))} values)",
                          "the header declares more than this machine can hold; the file is damaged", DataError)
             values = file.read(promised)
             if len(values) == promised and file.read(1):
@@ -199,7 +199,13 @@ def load_idx_dir(
         )
 
     if num_classes is None:
-        num_classes = int(max((labels.max() for _, labels, _ in split.values() if len(labels)), default=-1)) + 1
+        from nnrun.limits import MAX_CLASSES
+
+        largest = int(max((labels.max() for _, labels, _ in split.values() if len(labels)), default=-1))
+        if largest >= MAX_CLASSES:  # checked before a name is made for every class up to it
+            raise DataError(f"{directory}: a label is {largest:,}; nnrun takes at most {MAX_CLASSES:,} classes",
+                            hint="the labels file is damaged, or its labels are not class numbers")
+        num_classes = largest + 1
     for _, labels, labels_path in split.values():
         bad = labels[(labels < 0) | (labels >= num_classes)]
         if len(bad):

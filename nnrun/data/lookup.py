@@ -166,6 +166,8 @@ def load_dataset(
     Names win over paths: to load a directory called ``mnist``, write ``./mnist``.
     Every failure is a `DataError`.
     """
+    if not name_or_path.strip():
+        raise DataError("--data is empty", hint="give a data set name (mnist, xo …) or the path of a folder or an .npz")
     name = canonical_name(name_or_path)
     if name in GENERATORS:
         return GENERATORS[name](seed)
@@ -186,11 +188,18 @@ def load_dataset(
                                 hint=f"delete {directory} and fetch {name} again")
             return data
         return load_path(Path(name_or_path).expanduser())
-    except (OSError, ValueError, MemoryError) as exc:  # a last guard: report, never a traceback
-        raise DataError(f"cannot load {name_or_path}: {exc}", hint="check the path and its files") from None
+    except MemoryError:
+        raise DataError(f"{name_or_path} does not fit in the memory available",
+                        hint="use a smaller data set, or a machine with more memory") from None
+    except (OSError, ValueError) as exc:  # a last guard: report, never a traceback
+        raise DataError(f"cannot load {name_or_path}: {exc or type(exc).__name__}", hint="check the path and its files") from None
 
 
 def load_path(path: Path) -> Dataset:
+    if path.exists() and not path.is_dir():
+        from nnrun.limits import regular_file
+
+        regular_file(path, "a data file (.npz)", DataError)  # a FIFO or a device: refused, named
     if path.is_dir():
         return load_idx_dir(path)
     if path.is_file():

@@ -41,9 +41,13 @@ def load_npz(path: Path) -> Dataset:
     arrays = read_npz_arrays(path)
     for key, array in arrays.items():
         if array.dtype.kind not in "biuf":
-            raise DataError(f"{path}: {key} holds {array.dtype} values, not numbers", hint=NPZ_HINT)
+            kind = "complex numbers" if array.dtype.kind == "c" else f"{array.dtype} values"
+            raise DataError(f"{path}: {key} holds {kind}, not real numbers", hint=NPZ_HINT)
         if array.ndim == 0:
             raise DataError(f"{path}: {key} is a single number, not one row per sample", hint=NPZ_HINT)
+    for key in ("x_train", "x_test"):
+        if arrays[key].ndim == 1:  # one number per sample: one feature
+            arrays[key] = arrays[key][:, None]
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if len(x) != len(y):
@@ -74,6 +78,9 @@ def load_npz(path: Path) -> Dataset:
         task = "classification"
         y_train, y_test = labels_1d(y_train, path, "y_train"), labels_1d(y_test, path, "y_test")
         largest = int(max(y_train.max(initial=-1), y_test.max(initial=-1)))
+        if largest < 1:
+            raise DataError(f"{path}: every label is {max(largest, 0)}: a classifier needs at least two classes",
+                            hint="store class numbers 0, 1, … (or float targets for regression)")
         if largest >= MAX_CLASSES:  # checked before a name is made for every class up to it
             raise DataError(f"{path}: a label is {largest:,}; nnrun takes at most {MAX_CLASSES:,} classes (0 to "
                             f"{MAX_CLASSES - 1:,})", hint="integer targets are class numbers; store float targets for "
@@ -95,6 +102,9 @@ def labels_1d(y: np.ndarray, path: Path, key: str) -> np.ndarray:
     if y.ndim != 1:
         raise DataError(f"{path}: {key} has shape {y.shape}; integer labels must be one class index per sample",
                         hint="store class indices (N,), not one-hot rows; or float targets for regression")
+    if len(y) and y.dtype.kind == "u" and int(y.max()) >= MAX_CLASSES:  # before int64 wraps it around
+        raise DataError(f"{path}: {key} has a label {int(y.max()):,}; nnrun takes at most {MAX_CLASSES:,} classes",
+                        hint="integer targets are class numbers; store float targets for regression")
     y = y.astype(np.int64)
     if len(y) and y.min() < 0:
         raise DataError(f"{path}: {key} has a negative label {int(y.min())}", hint="classes are numbered from 0")
