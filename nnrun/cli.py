@@ -30,15 +30,16 @@ from nnrun.dsl import SpecError, resolve
 
 from .console import fatal, make_consoles, say
 from .errors import TERMINATED, RunError, Terminated
+from .i18n import set_language
 from .specfile import load_spec, parse_input_shape
 from .words import plural
 
-COMMANDS = ("summary", "check", "apply", "eval", "predict", "show", "data", "generate")
+COMMANDS = ("summary", "check", "apply", "eval", "predict", "show", "quiz", "grade", "data", "generate")
 DEVICES = ("cpu", "cuda", "auto")
 INTERRUPTED = 130
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
 RUN_COMMANDS = {"train": "train", "eval": "evaluate", "predict": "predict", "generate": "generate",
-                "apply": "apply", "show": "show"}  # in nnrun.commands
+                "apply": "apply", "show": "show", "quiz": "quiz", "grade": "grade"}  # in nnrun.commands
 
 
 def main(argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None,
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None, *, out: Console | None = None, err: Cons
     previous = _on_sigterm(_terminate)
     try:
         args = parse_arguments(argv)
+        set_language(getattr(args, "lang", None))
         return dispatch(args, out, err)
     except _Help as request:
         try:
@@ -258,6 +260,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="FILE.png", help="write the learning curves as a picture: .png, .svg or .pdf (needs matplotlib)")
     parser.add_argument("--resume", metavar="FILE", help="continue training a model saved with --save, from its next epoch")
     _input_argument(parser)
+    _lang_argument(parser)
     return parser
 
 
@@ -277,10 +280,12 @@ def command_parser() -> argparse.ArgumentParser:
     _input_argument(summary)
     summary.add_argument("--explain", action="store_true", help="show the arithmetic behind every number")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    _lang_argument(summary)
 
     check = subcommands.add_parser("check", help="validate a spec")
     _spec_argument(check)
     _input_argument(check)
+    _lang_argument(check)
 
     apply = subcommands.add_parser(
         "apply", help="apply one statement to numbers typed in (check a hand computation)",
@@ -325,6 +330,25 @@ def command_parser() -> argparse.ArgumentParser:
     _data_dir_argument(show)
     show.add_argument("--png", metavar="FILE", help="also write the feature maps as a picture (needs matplotlib)")
 
+    quiz = subcommands.add_parser("quiz", help="randomised exercises with worked answers (shapes, parameters …)")
+    quiz.add_argument("--topic", default="all", choices=("all", "output-size", "params", "conv", "pool", "dense", "rnn",
+                                                          "iterations", "network"), help="what the exercises are about")
+    quiz.add_argument("--count", type=_positive_int, default=10, metavar="N", help="how many exercises (default 10)")
+    quiz.add_argument("--seed", type=_seed, metavar="S", help="the same seed gives the same sheet (default 0): one per student")
+    quiz.add_argument("--level", type=int, choices=(1, 2, 3), default=1,
+                      help="1: one layer, simple numbers; 2: strides, padding, channels; 3: whole networks")
+    quiz.add_argument("--multiple-choice", action="store_true", help="options, the wrong ones being the classic mistakes")
+    quiz.add_argument("--format", choices=("text", "json", "gift", "moodle-xml"), default="text",
+                      help="a sheet with the answers at the end, JSON (for nnrun grade), Moodle GIFT or Moodle XML")
+    quiz.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+    _lang_argument(quiz)
+
+    grade = subcommands.add_parser("grade", help="grade answers against a quiz written with --format json")
+    grade.add_argument("quiz", metavar="QUIZ.json", help="the quiz, from nnrun quiz --format json")
+    grade.add_argument("answers", metavar="ANSWERS.json", help='the answers: {"id": value, …}; shapes as 13x13x32 or [13, 13, 32]')
+    grade.add_argument("--json", action="store_true", help="print Gradescope's results.json (score, max_score, tests)")
+    _lang_argument(grade)
+
     data = subcommands.add_parser("data", help="where data sets are found; fetch one")
     data_commands = data.add_subparsers(dest="data_command", metavar="list|fetch", required=True)
     _data_dir_argument(data_commands.add_parser("list", help="list the data sets and where they are"))
@@ -347,6 +371,10 @@ def _spec_argument(parser: argparse.ArgumentParser) -> None:
 
 def _input_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", metavar="SHAPE", help="input shape when the spec has no `input` line, e.g. 28x28x1")
+
+
+def _lang_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", choices=("en", "fr"), help="the language (default: from LANG, else English)")
 
 
 def _data_dir_argument(parser: argparse.ArgumentParser) -> None:

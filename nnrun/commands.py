@@ -16,6 +16,7 @@ from rich.console import Console
 from nnrun.dsl.spec import Model
 
 from .errors import TERMINATED, RunError
+from .i18n import _, ngettext, number_text
 from .specfile import load_spec, parse_input_shape
 from .training import EVAL_BATCH, TrainConfig, TrainResult
 from .views import (TrainingDisplay, best_epoch, number, plural, render_confusion, render_curves, render_filters,
@@ -102,14 +103,15 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
     show_test(out, result.test, len(result.data.x_test), result.confusion, result.class_names)
     show_first_filters(result.network, result.model, out)
     if save_path:
-        out.print(f"saved the model to {save_path}", markup=False)
+        out.print(_("saved the model to {path}").format(path=save_path), markup=False)
     return 0
 
 
 def show_test(out: Console, test: dict, samples: int, confusion: np.ndarray | None, class_names: list[str]) -> None:
     metric = "accuracy" if "accuracy" in test else "mbe"
     value = f"{test[metric]:.2%}" if metric == "accuracy" else number(test[metric])
-    out.print(f"[bold]test[/]  loss {number(test['loss'])}  {metric} {value}  ({plural(samples, 'sample')})")
+    count = ngettext("{n} sample", "{n} samples", samples).format(n=number_text(samples))
+    out.print("[bold]" + _("test") + f"[/]  {_('loss')} {number(test['loss'])}  {_(metric)} {value}  ({count})")
     if confusion is not None:
         render_confusion(out, confusion, class_names)
 
@@ -261,4 +263,71 @@ def show(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         save_feature_maps(args.png, maps, inside.labels[0])
         out.print(f"wrote the feature maps to {args.png}", markup=False)
+    return 0
+
+
+def quiz(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun quiz: exercises drawn from a seed, as a sheet, JSON, GIFT or Moodle XML."""
+    from .checkpoints import check_paths
+    from .model_io import atomic_write
+    from .quiz import make_quiz
+    from .quiz_formats import FORMATS
+
+    check_paths({}, {"--out": args.out})
+    seed = args.seed if args.seed is not None else 0
+    items = make_quiz(args.topic, args.count, seed, args.level, args.multiple_choice)
+    text = FORMATS[args.format](items, {"seed": seed, "level": args.level, "topic": args.topic})
+    if args.out:
+        try:
+            atomic_write(args.out, lambda file: file.write(text.encode("utf-8")))
+        except OSError as error:
+            raise RunError(f"could not write {args.out}: {error.strerror or error}", status=1) from None
+        out.print(f"wrote {len(items)} exercises to {args.out}", markup=False)
+    else:
+        out.file.write(text)
+    return 0
+
+
+def grade(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """nnrun grade QUIZ.json ANSWERS.json: right or wrong per item, the worked solution of the wrong
+    ones, the score; --json in Gradescope's results.json shape."""
+    import json
+
+    from .i18n import _
+    from .limits import regular_file
+    from .quiz import answer_text, grade as grade_items
+
+    def read(path: str, what: str):
+        regular_file(path, what)
+        try:
+            with open(path, encoding="utf-8") as file:
+                return json.loads(file.read(64 * 2**20))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise RunError(f"{path} is not a readable JSON file ({error})", f"give {what}") from None
+
+    quiz_data = read(args.quiz, "the quiz written by `nnrun quiz --format json`")
+    answers = read(args.answers, 'the answers as {"id": value, …}')
+    if not isinstance(quiz_data, dict) or not isinstance(quiz_data.get("items"), list) or not all(
+            isinstance(item, dict) and {"id", "kind", "answer", "solution"} <= set(item) for item in quiz_data["items"]):
+        raise RunError(f"{args.quiz} is not a quiz written by `nnrun quiz --format json`")
+    if not isinstance(answers, dict):
+        raise RunError(f"{args.answers} must hold one object: {{\"id\": value, …}}")
+    results = grade_items(quiz_data["items"], answers)
+    score = sum(1 for _item, _given, right in results if right)
+    if args.json:
+        tests = [{"name": item["id"], "score": int(right), "max_score": 1,
+                  "output": _("right") if right else _("wrong: the answer is {answer}").format(
+                      answer=answer_text(item["answer"], item["kind"])) + "\n" + "\n".join(item["solution"])}
+                 for item, _given, right in results]
+        out.print_json(data={"score": score, "max_score": len(results), "tests": tests})
+        return 0
+    for item, given, right in results:
+        mark = "✓" if right else "✗"
+        out.print(f"{mark} {item['id']}: {given!s}" + ("" if right else "  → " + answer_text(item["answer"], item["kind"])),
+                  markup=False, highlight=False)
+        if not right:
+            for line in item["solution"]:
+                out.print(f"      {line}", markup=False, highlight=False)
+    out.print(_("score: {score}/{total} ({percent:.0%})").format(score=score, total=len(results),
+                                                                 percent=score / len(results)), markup=False)
     return 0

@@ -8,16 +8,29 @@
 """
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from nnrun.dsl import Model
-from nnrun.dsl.shapes import format_count, format_shape
+from nnrun.dsl.shapes import format_shape
 from nnrun.dsl.memory import training_memory
 from nnrun.dsl.spec import Recurrent
 
+from .i18n import _, language, number_text
 from .words import human_bytes
+
+
+def count_text(number: int) -> str:
+    """A count as the language writes it (``235,146``, ``235 146``), a real minus sign."""
+    return number_text(number).replace("-", "−")
+
+
+def numbers_in(line: str) -> str:
+    """The calculator's formulas in the language's style: ``(784+1)·300 = 235,500`` → ``235 500`` in French."""
+    return re.sub(r"(?<=\d),(?=\d{3}\b)", " ", line) if language() == "fr" else line
 
 FLOAT32_BYTES = 4
 
@@ -46,26 +59,27 @@ def summary_json(model: Model) -> dict:
 
 def render_summary(model: Model, console: Console, explain: bool = False) -> None:
     """The table, the totals under it, then the warnings."""
-    table = Table(title=f"{model.spec.filename}: input {format_shape(model.input_shape)}", title_justify="left")
-    table.add_column("layer", no_wrap=True)
+    table = Table(title=model.spec.filename + ": " + _("input") + " " + format_shape(model.input_shape),
+                  title_justify="left")
+    table.add_column(_("layer"), no_wrap=True)
     if not explain:  # with --explain the arithmetic says what each layer is
-        table.add_column("type", no_wrap=True)
-    table.add_column("output shape", justify="right", no_wrap=True)
-    table.add_column("parameters", justify="right", no_wrap=True)
+        table.add_column(_("type"), no_wrap=True)
+    table.add_column(_("output shape"), justify="right", no_wrap=True)
+    table.add_column(_("parameters"), justify="right", no_wrap=True)
     if explain:
-        table.add_column("arithmetic", ratio=1)
+        table.add_column(_("arithmetic"), ratio=1)
     for info in model.layers:
         implicit = getattr(info.layer, "implicit", False)
         name = Text(info.name)
         if implicit:
-            name.append(" (implicit)", style="dim")
-        shape, params = format_shape(info.output_shape), format_count(info.params)
+            name.append(" (" + _("implicit") + ")", style="dim")
+        shape, params = format_shape(info.output_shape), count_text(info.params)
         if explain:
-            lines = [info.type, *info.explain]
+            lines = [info.type, *(numbers_in(line) for line in info.explain)]
             if isinstance(info.layer, Recurrent):
                 lines += unrolled(info.layer, info.input_shape)
             if info.receptive_field:
-                lines.append(f"receptive field {format_shape(info.receptive_field)}")
+                lines.append(_("receptive field") + " " + format_shape(info.receptive_field))
             row = [name, shape, params, Text("\n".join(lines))]
         else:
             row = [name, info.type, shape, params]
@@ -76,15 +90,16 @@ def render_summary(model: Model, console: Console, explain: bool = False) -> Non
     totals.add_column()
     totals.add_column(justify="right")
     totals.add_column()
-    totals.add_row("total parameters", format_count(model.total_params), "")
-    totals.add_row("trainable", format_count(model.trainable_params), "")
-    totals.add_row("non-trainable", format_count(model.non_trainable_params), "")
-    totals.add_row("weight memory", human_bytes(model.total_params * FLOAT32_BYTES), "float32")
-    totals.add_row("MACs per sample", format_count(model.macs), human_count(model.macs))
+    totals.add_row(_("total parameters"), count_text(model.total_params), "")
+    totals.add_row(_("trainable"), count_text(model.trainable_params), "")
+    totals.add_row(_("non-trainable"), count_text(model.non_trainable_params), "")
+    totals.add_row(_("weight memory"), human_bytes(model.total_params * FLOAT32_BYTES), "float32")
+    totals.add_row(_("MACs per sample"), count_text(model.macs), human_count(model.macs))
     need = training_memory(model, model.spec.train.batch)
-    totals.add_row("memory to train", human_bytes(need.total), f"estimate at batch {need.batch}, {model.spec.optimizer.name}")
-    chosen = "" if model.spec.loss is not None else "default for this output"
-    totals.add_row("loss", model.loss, chosen)
+    totals.add_row(_("memory to train"), human_bytes(need.total),
+                   _("estimate at batch {batch}, {optimizer}").format(batch=need.batch, optimizer=model.spec.optimizer.name))
+    chosen = "" if model.spec.loss is not None else _("default for this output")
+    totals.add_row(_("loss"), model.loss, chosen)
     console.print(totals)
     for warning in model.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))

@@ -31,6 +31,7 @@ from nnrun.dsl.spec import Model, OptimizerSpec, Spec
 
 from .checkpoints import check_not_inside, check_paths, data_path, resume, save_or_rescue, saved, write_report
 from .errors import RunError, Terminated
+from .i18n import _, ngettext, number_text
 from .model_io import History, load_model
 from .networks import QUIET_FLOATS, confusion_matrix, make_network, metric_name, predicted_classes, set_threads
 from .words import plural
@@ -236,8 +237,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
                        0 if x_val is None else len(x_val))
     if sample_shape != tuple(data.input_shape):
         how = "flattened" if len(model.input_shape) == 1 else "without their channel axis"
-        rows[3] = ("input", f"{shape_text(model.input_shape)} ({shape_text(sample_shape)} samples {how}) "
-                            f"→ {shape_text(model.output_shape)}")
+        rows[3] = (_("input"), f"{shape_text(model.input_shape)} ({shape_text(sample_shape)} samples {how}) "
+                               f"→ {shape_text(model.output_shape)}")
     progress.header(rows)
 
     metric = metric_name(network.task)
@@ -288,25 +289,30 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
 def header_rows(config, spec, data, model, network, settings, checkpoint, first_epoch, train_count, val_count):
     batches = math.ceil(train_count / settings.batch)
-    seed_text = f"{settings.seed} (repeat this run with --seed {settings.seed})"
+    seed_text = _("{seed} (repeat this run with --seed {seed})").format(seed=settings.seed)
     if checkpoint is not None and config.seed is None and checkpoint.meta.get("seed") is not None:
-        seed_text = f"{settings.seed} (the checkpoint's: the same validation split and shuffling)"
+        seed_text = _("{seed} (the checkpoint's: the same validation split and shuffling)").format(seed=settings.seed)
     resuming = [] if checkpoint is None else [(
         "resume",
         f"resuming from epoch {first_epoch} of {settings.epochs} ({config.resume}); "
         f"--epochs counts all epochs, the {plural(first_epoch - 1, 'epoch')} done included",
     )]
     return [
-        ("spec", spec.filename),
-        ("data", f"{data.name} ({data.source})"),
-        ("samples", f"{train_count:,} train · {val_count:,} validation · {len(data.x_test):,} test"),
-        ("input", f"{shape_text(model.input_shape)} → {shape_text(model.output_shape)}"),
-        ("parameters", f"{model.total_params:,}"),
-        ("training", f"loss {model.loss} · {optimizer_text(settings.optimizer)} · {plural(settings.epochs, 'epoch')}"),
+        (_("spec"), spec.filename),
+        (_("data"), f"{data.name} ({data.source})"),
+        (_("samples"), _("{train} train · {validation} validation · {test} test").format(
+            train=number_text(train_count), validation=number_text(val_count), test=number_text(len(data.x_test)))),
+        (_("input"), f"{shape_text(model.input_shape)} → {shape_text(model.output_shape)}"),
+        (_("parameters"), number_text(model.total_params)),
+        (_("training"), _("loss {loss} · {optimizer} · {epochs}").format(
+            loss=model.loss, optimizer=optimizer_text(settings.optimizer),
+            epochs=ngettext("{n} epoch", "{n} epochs", settings.epochs).format(n=number_text(settings.epochs)))),
         *resuming,
-        ("iterations", f"{train_count:,} / batch {settings.batch} → {plural(batches, 'iteration')} per epoch"),
-        ("seed", seed_text),
-        ("device", network.device),
+        (_("iterations"), _("{samples} / batch {batch} → {iterations} per epoch").format(
+            samples=number_text(train_count), batch=settings.batch,
+            iterations=ngettext("{n} iteration", "{n} iterations", batches).format(n=number_text(batches)))),
+        (_("seed"), seed_text),
+        (_("device"), network.device),
     ]
 
 

@@ -14,6 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .console import say
+from .i18n import N_, _
+
+METRIC_WORDS = (N_("accuracy"), N_("mbe"), N_("test"))  # translated where they are shown
 from .networks import confusion_matrix
 from .training import Progress as TrainingProgress
 from .words import number, plain, plural
@@ -32,14 +35,14 @@ def render_header(console: Console, rows: list[tuple[str, str]]) -> None:
 
 def epoch_table(metric_name: str, with_validation: bool) -> Table:
     table = Table(title=None, show_edge=True)
-    table.add_column("epoch", justify="right")
-    table.add_column("loss", justify="right")
-    table.add_column(metric_name, justify="right")
+    table.add_column(_("epoch"), justify="right")
+    table.add_column(_("loss"), justify="right")
+    table.add_column(_(metric_name), justify="right")
     if with_validation:
-        table.add_column("val loss", justify="right")
-        table.add_column(f"val {metric_name}", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("samples/s", justify="right")
+        table.add_column(_("val loss"), justify="right")
+        table.add_column(_("val {metric}").format(metric=_(metric_name)), justify="right")
+    table.add_column(_("seconds"), justify="right")
+    table.add_column(_("samples/s"), justify="right")
     return table
 
 
@@ -203,7 +206,7 @@ def render_curves(console: Console, history: list[dict], metric: str, width: int
                   + (f", one column per {len(history) / columns:.3g} epochs" if columns < len(history) else "")
                   + f"; ▲ the lowest {'validation ' if validation else ''}loss, epoch {best})", highlight=False)
     grid = Table.grid(padding=(0, 2))
-    for _ in range(4):
+    for _column in range(4):
         grid.add_column(no_wrap=True)
     for key in ("loss", metric):
         series = [("training", [record.get(key) for record in history])]
@@ -265,15 +268,15 @@ def render_confusion(console: Console, matrix: np.ndarray, class_names: list[str
     numbered = [str(index) for index in range(len(class_names))]
     short = [name for name in class_names] if all(name == number for name, number in zip(class_names, numbered)) else None
     table = Table(
-        title="confusion matrix",
-        caption="rows: true class · columns: predicted class",
+        title=_("confusion matrix"),
+        caption=_("rows: true class · columns: predicted class"),
         box=box.SIMPLE_HEAD,
         padding=(0, 0),
     )
-    table.add_column("true \\ pred", style="bold", no_wrap=True)
+    table.add_column(_("true \\ pred"), style="bold", no_wrap=True)
     for index in range(len(class_names)):
         table.add_column(numbered[index] if short is None else short[index], justify="right", min_width=5, no_wrap=True)
-    table.add_column("recall", justify="right", min_width=7, no_wrap=True)
+    table.add_column(_("recall"), justify="right", min_width=7, no_wrap=True)
     for row, name in enumerate(class_names):
         total = int(matrix[row].sum())
         cells = []
@@ -368,7 +371,7 @@ def print_matrix(console: Console, matrix: np.ndarray, title: str,
     right) dimmed."""
     console.print(Text(title, style="bold"))
     table = Table(show_header=False, box=box.SQUARE, padding=(0, 1))
-    for _ in range(matrix.shape[1]):
+    for _column in range(matrix.shape[1]):
         table.add_column(justify="right")
     top, bottom, left, right = padding
     for row in range(matrix.shape[0]):
@@ -398,7 +401,7 @@ def render_pictures(console: Console, shown: list[tuple[str, list[str]]], width:
     for start in range(0, len(shown), per_row):
         grid = Table.grid(padding=(0, 2))
         group = shown[start:start + per_row]
-        for _ in group:
+        for _column in group:
             grid.add_column(no_wrap=True)
         titles = [Text(title, style="bold", justify="center" if titles_below else "left") for title, _ in group]
         if not titles_below:
@@ -517,7 +520,7 @@ def render_values_table(console: Console, inside) -> None:
     for i in range(inputs.shape[1]):
         table.add_column(f"x{i + 1}", justify="right")
     last = len(inside.layers) - 1
-    for position, (name, _, outputs) in enumerate(inside.layers):
+    for position, (name, _kind, outputs) in enumerate(inside.layers):
         width = outputs.reshape(len(outputs), -1).shape[1]
         for j in range(width):
             symbol = "y" if position == last else "h"
@@ -527,7 +530,7 @@ def render_values_table(console: Console, inside) -> None:
         table.add_column("class", justify="right")
     for row in range(len(inputs)):
         cells = [plain(v) for v in inputs[row]]
-        for _, _, outputs in inside.layers:
+        for _name, _kind, outputs in inside.layers:
             cells += [number(float(v)) for v in outputs[row].reshape(-1)]
         if classifier:
             output = inside.outputs[row].reshape(-1)

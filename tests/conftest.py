@@ -22,6 +22,18 @@ def run_cli(*args) -> tuple[int, str, str]:
     return status, out.file.getvalue(), err.file.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def english_messages(monkeypatch):
+    """Every test reads English unless it asks for French: the suite does not follow the LANG of
+    the machine it runs on (nnrun does, for its users)."""
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    from nnrun.i18n import set_language
+
+    set_language("en")
+
+
 @pytest.fixture
 def data_dir() -> Path:
     """/work/shared/data (or $NNRUN_DATA); the test is skipped when it is absent."""

@@ -47,7 +47,7 @@ def test_the_wheel_holds_one_top_level_package_and_the_grammar(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names}
     assert {name for name in top if not name.endswith(".dist-info")} == {"nnrun"}
-    assert "nnrun/dsl/grammar.lark" in names
+    assert "nnrun/dsl/grammar.lark" in names and "nnrun/locale/fr/LC_MESSAGES/nnrun.mo" in names
     assert {"nnrun/engine/network.py", "nnrun/engine/layers/conv.py", "nnrun/engine/cuda/backend.py",
             "nnrun/data/lookup.py", "nnrun/cli.py"} <= set(names)
 

@@ -151,7 +151,7 @@ def test_commands_reach_their_implementations_with_the_documented_arguments(monk
     assert seen["train"] == {
         "command": "train", "spec": "specs/mlp.net", "data": "mnist", "data_dir": "/d", "epochs": 3, "batch": None,
         "lr": None, "optimizer": None, "seed": None, "device": None, "threads": None, "save": None,
-        "report": None, "plot": None, "resume": None, "input": "28x28x1", "validation": None,
+        "report": None, "plot": None, "resume": None, "input": "28x28x1", "validation": None, "lang": None,
     }
     assert run_cli("eval", "m.npz", "--data", "xo", "--batch", "8")[0] == 0
     assert (seen["evaluate"]["model"], seen["evaluate"]["data"], seen["evaluate"]["batch"]) == ("m.npz", "xo", 8)
