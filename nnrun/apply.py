@@ -51,6 +51,17 @@ class Cell:
         return {"row": self.row, "col": self.col, "filter": self.filter, "terms": self.terms, "value": self.value}
 
 
+def _rounded(value):
+    """Numbers as float32 holds them, without its binary noise (1.3, not 1.2999999523162842)."""
+    if isinstance(value, float):
+        return float(f"{value:.7g}")
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return value
+
+
 @dataclass
 class Application:
     statement: str
@@ -58,19 +69,27 @@ class Application:
     padded: np.ndarray  # the input with the padding zeros, (H + pads, W + pads, C)
     output: np.ndarray  # (OH, OW, F) or (N,)
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # zero rows/columns added: top, bottom, left, right
+    warnings: tuple[str, ...] = ()  # the calculator's (rows or columns a window never reaches)
+    kernel_name: str = ""  # a named kernel (sobel-x …), for titles
     kernel: np.ndarray | None = None  # conv: (KH, KW, C, F); dense: (in, units)
     bias: np.ndarray | None = None
     cells: list[Cell] = field(default_factory=list)
 
     def as_json(self) -> dict:
         def grid(array: np.ndarray):
-            if array.ndim == 1:
+            if array.ndim <= 2:  # a vector, or the rows of an activation's matrix
                 return array.tolist()
             channels = [array[:, :, c].tolist() for c in range(array.shape[2])]
             return channels[0] if len(channels) == 1 else channels
 
-        return {"statement": self.statement, "input": grid(self.input), "padded": grid(self.padded),
-                "output": grid(self.output), "cells": [cell.as_json() for cell in self.cells]}
+        data = {"statement": self.statement, "input": grid(self.input), "padded": grid(self.padded),
+                "output": grid(self.output), "cells": [cell.as_json() for cell in self.cells],
+                "warnings": list(self.warnings)}
+        if self.kernel is not None:
+            data["kernel"] = _rounded(self.kernel.tolist())
+        if self.bias is not None:
+            data["bias"] = _rounded(self.bias.tolist())
+        return _rounded(data)
 
 
 def parse_matrix(text: str, what: str = "--matrix") -> np.ndarray:
@@ -141,35 +160,64 @@ def apply(statement: str, matrices: list[np.ndarray], kernels: list[np.ndarray] 
     if channels.size > MAX_VALUES:
         raise RunError(f"the input has {channels.size:,} values; apply takes at most {MAX_VALUES:,}")
     probe = dsl.parse(statement, "<apply>")
-    is_dense = probe.layers and isinstance(probe.layers[0], Dense)
+    first = probe.layers[0] if probe.layers else None
+    is_dense = isinstance(first, Dense)
     x = channels.reshape(-1) if is_dense else channels
     if is_dense and len(matrices) > 1:
         raise RunError("a dense layer reads one vector: give one --matrix", 'e.g. --matrix "1 0 1"')
+    if isinstance(first, ActivationLayer) and len(matrices) == 1:
+        x = channels[:, :, 0]  # rows of numbers: softmax normalises each row, as Keras does along the last axis
+    if isinstance(first, (Conv, Pool)) and not getattr(first, "is_global", False):
+        _check_window_fits(first, channels.shape)
+    if not getattr(first, "use_bias", True) and np.any(bias):
+        raise RunError(f"`{statement}` has no bias: leave out --bias, or remove `bias false`")
+    if not isinstance(first, (Conv, Dense)) and np.any(bias):
+        raise RunError(f"--bias is only for conv and dense statements; `{statement}` adds none")
     model = resolve_statement(statement, tuple(x.shape))
     layer = model.layers[0]
     network = make_network(model, "reference", 0)
     weights = weights_for(layer, x, kernels, bias)
     network.load_weights({**network.weights(), **weights})
     output = network.predict(x[None].astype(np.float32), batch=1)[0].astype(np.float64)
-    application = Application(statement, x, x, output)
+    application = Application(statement, x, x, output, warnings=tuple(w.split(": ", 1)[-1] for w in model.warnings))
     statement_layer = layer.layer
     if isinstance(statement_layer, (Conv, Pool)):
         application.padded, application.padding = padded_input(network, layer.name, x)
     if isinstance(statement_layer, Conv):
         padded, kernel = application.padded, weights[f"{layer.name}/kernel"].astype(np.float64)
         application.kernel = kernel
-        application.bias = weights[f"{layer.name}/bias"].astype(np.float64)
+        application.bias = weights.get(f"{layer.name}/bias", np.zeros(statement_layer.filters)).astype(np.float64)
         application.cells = conv_cells(padded, kernel, application.bias, stride_of(network, layer.name), output,
                                        statement_layer.activation)
     elif isinstance(statement_layer, Pool):
-        application.cells = pool_cells(application.padded, statement_layer, network, layer.name, output)
+        application.cells = pool_cells(application.padded, application.padding, x.shape, statement_layer, network,
+                                       layer.name, output)
     elif isinstance(statement_layer, Dense):
         application.kernel = weights[f"{layer.name}/kernel"].astype(np.float64)
-        application.bias = weights[f"{layer.name}/bias"].astype(np.float64)
+        application.bias = weights.get(f"{layer.name}/bias", np.zeros(statement_layer.units)).astype(np.float64)
         application.cells = dense_cells(x, application.kernel, application.bias, output, statement_layer.activation)
     else:
         application.cells = activation_cells(x, output, statement_layer.activation)
     return application
+
+
+def _check_window_fits(statement, shape: tuple[int, ...]) -> None:
+    """A window taller or wider than the matrix: say why, when it is a typing slip."""
+    kernel = tuple(statement.kernel) * 2 if len(statement.kernel) == 1 else tuple(statement.kernel)
+    if len(kernel) != 2:
+        raise RunError("apply works on 2-D matrices (height × width × channels): write a 2-D window, e.g. 3x3",
+                       "1-D and 3-D layers are computed the same way, one more or one fewer axis")
+    height, width = shape[0], shape[1]
+    padded = statement.padding == "same" or (statement.padding != "valid" and statement.padding)
+    if padded or (kernel[0] <= height and kernel[1] <= width):
+        return
+    if height == 1 and width >= kernel[0] * kernel[1] and int(width ** 0.5) ** 2 == width:
+        side = int(width ** 0.5)
+        raise RunError(f"the matrix was read as one row of {width} numbers",
+                       f"separate its rows with ';', not ',': {side} rows of {side} numbers")
+    if height == 1:
+        raise RunError(f"the matrix has one row, and a {kernel[0]}x{kernel[1]} window needs {kernel[0]}",
+                       f"for a window along the row, write it {1}x{kernel[1]}")
 
 
 def weights_for(layer, x: np.ndarray, kernels: list[np.ndarray] | None, bias) -> dict[str, np.ndarray]:
@@ -177,22 +225,31 @@ def weights_for(layer, x: np.ndarray, kernels: list[np.ndarray] | None, bias) ->
     statement = layer.layer
     if not isinstance(statement, (Conv, Dense)):
         if kernels:
-            raise RunError(f"{layer.type} has no weights: --kernel is only for conv and dense statements")
+            kind = "pool" if isinstance(statement, Pool) else "an activation"
+            raise RunError(f"{kind} has no weights: --kernel is only for conv and dense statements")
         return {}
     if isinstance(statement, Conv):
         *_, channels = x.shape
         size = tuple(statement.kernel) * 2 if len(statement.kernel) == 1 else tuple(statement.kernel)
         count = statement.filters * channels
         if not kernels:
-            raise RunError(f"conv needs its kernel: give --kernel {count} time{'s' if count > 1 else ''} "
-                           f"(one {size[0]}x{size[1]} matrix per filter and input channel) or a named kernel",
+            raise RunError(f"conv needs its kernel: give --kernel with a {size[0]}x{size[1]} matrix"
+                           + (f", {count} times (one per filter and input channel)" if count > 1 else "")
+                           + ", or a named kernel",
                            f'e.g. --kernel "1 0 1; 0 1 0; 1 0 1" or --kernel sobel-x; named: {", ".join(KERNELS)}')
+        if len(kernels) == size[0] and all(kernel.shape == (1, size[1]) for kernel in kernels) and count != len(kernels):
+            raise RunError(f"each --kernel is a whole {size[0]}x{size[1]} matrix, not one row of it",
+                           "write its rows in one --kernel, separated by ';': --kernel \"1 0 1; 0 1 0; 1 0 1\"")
         if len(kernels) == 1 and count > 1:
             kernels = kernels * count  # one kernel for every filter and channel
         if len(kernels) != count:
             raise RunError(f"conv {statement.filters} on {channels} channel{'s' if channels > 1 else ''} needs "
                            f"{count} kernels (one per filter and input channel), got {len(kernels)}")
         for kernel in kernels:
+            if kernel.shape[0] == 1 and kernel.size == size[0] * size[1] and size[0] > 1:
+                raise RunError(f"the kernel was read as one row of {kernel.size} numbers",
+                               f"separate its rows with ';', not ',': e.g. \"1 0 1; 0 1 0; 1 0 1\" for a "
+                               f"{size[0]}x{size[1]} kernel")
             if kernel.shape != size:
                 raise RunError(f"the kernel is {kernel.shape[0]}x{kernel.shape[1]} but the statement says "
                                f"{size[0]}x{size[1]}", f"write `conv {statement.filters} {kernel.shape[0]}x{kernel.shape[1]}` "
@@ -209,11 +266,14 @@ def weights_for(layer, x: np.ndarray, kernels: list[np.ndarray] | None, bias) ->
             raise RunError(f"the kernel is {kernel.shape[0]}x{kernel.shape[1]} but dense {statement.units} on "
                            f"{x.size} inputs needs {x.size}x{statement.units}", "a row per input, a column per unit")
         units = statement.units
+    weights = {f"{layer.name}/kernel": kernel.astype(np.float32)}
+    if not statement.use_bias:  # `bias false`: the layer has none
+        return weights
     biases = np.broadcast_to(np.asarray(bias, dtype=np.float64), (units,)) if np.ndim(bias) == 0 else np.asarray(bias)
     if biases.shape != (units,):
         raise RunError(f"--bias needs one number or {units} (one per {'filter' if isinstance(statement, Conv) else 'unit'}),"
                        f" got {biases.size}")
-    return {f"{layer.name}/kernel": kernel.astype(np.float32), f"{layer.name}/bias": biases.astype(np.float32)}
+    return {**weights, f"{layer.name}/bias": biases.astype(np.float32)}
 
 
 def _engine_layer(network, name: str):
@@ -231,6 +291,13 @@ def padded_input(network, name: str, x: np.ndarray) -> tuple[np.ndarray, tuple[i
     before, after = window.pad_before_3d[1:], window.pad_after_3d[1:]
     padded = np.pad(x, ((before[0], after[0]), (before[1], after[1]), (0, 0)))
     return padded, (before[0], after[0], before[1], after[1])
+
+
+def _bias_term(bias: float) -> str:
+    """`` + 1``, `` − 2`` or nothing: the bias added to a sum."""
+    if not bias:
+        return ""
+    return f" − {plain(-bias)}" if bias < 0 else f" + {plain(bias)}"
 
 
 def factor(value: float) -> str:
@@ -252,7 +319,7 @@ def conv_cells(padded, kernel, bias, stride, output, activation) -> list[Cell]:
                 top, left = row * stride[0], col * stride[1]
                 terms = [f"{factor(padded[top + m, left + n, c])}·{factor(kernel[m, n, c, f])}"
                          for c in range(channels) for m in range(kernel_h) for n in range(kernel_w)]
-                text = " + ".join(terms) + (f" + {plain(bias[f])}" if bias[f] else "")
+                text = " + ".join(terms) + _bias_term(bias[f])
                 if activation is not None and activation.name != "linear":
                     window = padded[top:top + kernel_h, left:left + kernel_w, :]
                     total = float((window * kernel[:, :, :, f]).sum() + bias[f])
@@ -261,24 +328,41 @@ def conv_cells(padded, kernel, bias, stride, output, activation) -> list[Cell]:
     return cells
 
 
-def pool_cells(padded, statement: Pool, network, name: str, output) -> list[Cell]:
-    """``max(1, 1, 5, 6)`` or ``(1 + 1 + 5 + 6)/4`` per output cell and channel."""
+def pool_cells(padded, padding, shape, statement: Pool, network, name: str, output) -> list[Cell]:
+    """``max(1, 1, 5, 6)`` or ``(1 + 1 + 5 + 6)/4`` per output cell and channel.  Cells of the
+    padding are left out, as Keras's pooling leaves them out (an average divides by the cells
+    of the input the window covers)."""
+    if statement.is_global:
+        if padded.size > MAX_CELLS_WRITTEN_OUT * 4:
+            return []
+        cells = []
+        for c in range(shape[2]):
+            values = padded[:, :, c].reshape(-1)
+            text = _pooled(values, statement.mode)
+            cells.append(Cell(0, c, text, float(output[c]), c))
+        return cells
     if output.ndim != 3 or output.size > MAX_CELLS_WRITTEN_OUT:
         return []
     window = _engine_layer(network, name).window
     kernel_h, kernel_w = window.kernel_3d[1:]
     stride = window.stride_3d[1:]
+    inside = np.zeros(padded.shape[:2], dtype=bool)
+    inside[padding[0]:padding[0] + shape[0], padding[2]:padding[2] + shape[1]] = True
     cells = []
     for c in range(output.shape[2]):
         for row in range(output.shape[0]):
             for col in range(output.shape[1]):
                 top, left = row * stride[0], col * stride[1]
-                values = padded[top:top + kernel_h, left:left + kernel_w, c].reshape(-1)
-                listed = ", ".join(plain(v) for v in values)
-                text = f"max({listed})" if statement.mode == "max" else \
-                    f"({' + '.join(plain(v) for v in values)})/{len(values)}"
-                cells.append(Cell(row, col, text, float(output[row, col, c]), c))
+                covered = inside[top:top + kernel_h, left:left + kernel_w]
+                values = padded[top:top + kernel_h, left:left + kernel_w, c][covered]
+                cells.append(Cell(row, col, _pooled(values, statement.mode), float(output[row, col, c]), c))
     return cells
+
+
+def _pooled(values: np.ndarray, mode: str) -> str:
+    if mode == "max":
+        return f"max({', '.join(plain(v) for v in values)})"
+    return f"({' + '.join(plain(v) for v in values)})/{len(values)}"
 
 
 def dense_cells(x, kernel, bias, output, activation) -> list[Cell]:
@@ -288,7 +372,7 @@ def dense_cells(x, kernel, bias, output, activation) -> list[Cell]:
     cells = []
     for j in range(kernel.shape[1]):
         text = " + ".join(f"{factor(x[i])}·{factor(kernel[i, j])}" for i in range(kernel.shape[0]))
-        text += f" + {plain(bias[j])}" if bias[j] else ""
+        text += _bias_term(bias[j])
         if activation is not None and activation.name != "linear":
             total = float(x @ kernel[:, j] + bias[j])
             text = f"{activation.name}({text}) = {activation.name}({plain(total)})"
@@ -297,14 +381,22 @@ def dense_cells(x, kernel, bias, output, activation) -> list[Cell]:
 
 
 def activation_cells(x, output, activation) -> list[Cell]:
+    """``relu(-3)`` per cell (its channel as the map); softmax with its denominator, row by row."""
     if output.size > MAX_CELLS_WRITTEN_OUT:
         return []
-    flat_in, flat_out = x.reshape(-1), output.reshape(-1)
-    shape = x.shape if x.ndim == 3 else (1, x.size, 1)
+    grid = x.reshape(1, -1, 1) if x.ndim == 1 else x[:, :, None] if x.ndim == 2 else x
+    result = output.reshape(grid.shape)
     cells = []
-    for index, (value, result) in enumerate(zip(flat_in, flat_out)):
-        row, col, _ = np.unravel_index(index, shape)
-        cells.append(Cell(int(row), int(col), f"{activation.name}({plain(value)})", float(result)))
+    for c in range(grid.shape[2]):
+        for row in range(grid.shape[0]):
+            for col in range(grid.shape[1]):
+                value = grid[row, col, c]
+                if activation.name == "softmax":
+                    terms = " + ".join(f"e^{factor(v)}" for v in grid[row, :, c])
+                    text = f"e^{factor(value)} / ({terms})"
+                else:
+                    text = f"{activation.name}({plain(value)})"
+                cells.append(Cell(row, col, text, float(result[row, col, c]), c))
     return cells
 
 

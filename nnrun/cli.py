@@ -291,8 +291,9 @@ def command_parser() -> argparse.ArgumentParser:
         "apply", help="apply one statement to numbers typed in (check a hand computation)",
         description="Apply one statement — conv, pool, an activation or dense — to a matrix typed in, or to a "
         "picture, and write out the sum behind each output cell.",
-        epilog='example: nnrun apply "conv 1 3x3" --matrix "1 1 1 0 0; 0 1 1 1 0; 0 0 1 1 1; 0 0 1 1 0; 0 1 1 0 0" '
-        '--kernel "1 0 1; 0 1 0; 1 0 1"',
+        epilog='example:\n  nnrun apply "conv 1 3x3" \\\n    --matrix "1 1 1 0 0; 0 1 1 1 0; 0 0 1 1 1; 0 0 1 1 0; 0 1 1 0 0" \\\n'
+        '    --kernel "1 0 1; 0 1 0; 1 0 1"',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     apply.add_argument("statement", metavar="STATEMENT", help='one statement: "conv 1 3x3 [stride S] [pad same|P] [relu]", '
                        '"pool max 2", "relu", "dense 2"')
@@ -322,7 +323,11 @@ def command_parser() -> argparse.ArgumentParser:
     _device_argument(predict)
     predict.add_argument("--top", type=_positive_int, metavar="K", help="show the K most likely classes (default 3)")
 
-    show = subcommands.add_parser("show", help="what each layer of a saved model makes of a sample (feature maps, values)")
+    show = subcommands.add_parser(
+        "show", help="what each layer of a saved model makes of a sample (feature maps, values)",
+        description="Run a sample through a saved model one layer at a time and show each layer's output: feature maps "
+        "for convolution and pooling layers, values for the others, then the prediction.",
+    )
     show.add_argument("model", metavar="MODEL", help="a model saved with --save")
     show.add_argument("--data", metavar="NAME|PATH", help="take the sample from this data set's test split")
     show.add_argument("--sample", type=_seed, metavar="K", help="which sample (default: all of a split of at most 16, else 0)")

@@ -96,7 +96,8 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
 
         save_curves(config.plot, result.history, result.metric,
                     best_epoch(result.history, "val_loss" if result.history and
-                               result.history[0].get("val_loss") is not None else "loss"))
+                               result.history[0].get("val_loss") is not None else "loss"),
+                    f"{result.spec.filename} on {result.data.name}")
         out.print(f"wrote the learning curves to {config.plot}", markup=False)
     if result.state_gradient_norms:  # a recurrent network: show back-propagation through time, unrolled
         render_state_gradients(out, result.state_gradient_norms)
@@ -192,10 +193,13 @@ def generate(args: argparse.Namespace, out: Console, err: Console) -> int:
 def apply(args: argparse.Namespace, out: Console, err: Console) -> int:
     """nnrun apply STATEMENT --matrix …: one layer by hand (`nnrun.apply`), drawn or as JSON."""
     from .apply import apply as apply_statement
+    from .apply import KERNELS as KERNEL_NAMES
     from .apply import data_sample, kernel_matrix, parse_matrix, read_image
     from .checkpoints import check_paths
     from .views import render_application
 
+    if args.matrix and args.sample is not None:
+        raise RunError("--sample picks a picture of --data; with --matrix there is nothing to pick")
     given = [name for name, value in (("--matrix", args.matrix), ("--image", args.image), ("--data", args.data)) if value]
     if len(given) != 1:
         raise RunError("give the numbers with --matrix (once per channel), or a picture with --image FILE or "
@@ -220,6 +224,7 @@ def apply(args: argparse.Namespace, out: Console, err: Console) -> int:
     kernels = [kernel_matrix(text) for text in args.kernel or []]
     bias = np.zeros(1) if args.bias is None else parse_matrix(args.bias, "--bias").reshape(-1)
     application = apply_statement(args.statement, matrices, kernels, float(bias[0]) if np.size(bias) == 1 else bias)
+    application.kernel_name = ", ".join(name for name in (args.kernel or []) if name.strip().lower() in KERNEL_NAMES)
     if args.png:
         from .plots import save_before_after
 
@@ -237,11 +242,14 @@ def show(args: argparse.Namespace, out: Console, err: Console) -> int:
     """nnrun show MODEL --data NAME [--sample K] | --input FILE: every layer's output for a sample."""
     from .checkpoints import check_paths
     from .use import show_samples
-    from .views import render_inside, render_values_table
+    from .views import fits_a_table, render_inside, render_values_table
 
     if (args.data is None) == (args.input is None):
+        from .model_io import load_model
+
+        trained_on = load_model(args.model).meta.get("data") or "NAME"
         raise RunError("give the samples with --data NAME (and --sample K) or --input FILE, one of the two",
-                       f"e.g. nnrun show {args.model} --data mnist --sample 0")
+                       f"e.g. nnrun show {args.model} --data {trained_on} --sample 0")
     check_paths({"MODEL": args.model, "--input": args.input}, {"--png": args.png})
     if args.png:
         from .plots import check_picture_name
@@ -249,11 +257,12 @@ def show(args: argparse.Namespace, out: Console, err: Console) -> int:
         check_picture_name(args.png, "--png")
     inside = show_samples(args.model, args.data, args.sample, args.input, getattr(args, "data_dir", None))
     maps = [(name, outputs[0]) for name, _, outputs in inside.layers if outputs.ndim == 4]
-    if args.png and not maps:
+    if maps and inside.samples[0].ndim == 3:
+        maps.insert(0, ("input", inside.samples[0]))
+    if args.png and len(maps) < 2:
         raise RunError(f"--png draws feature maps, and {args.model} has no convolution or pooling layer",
                        "leave out --png: the values of its layers are printed")
-    flat = all(outputs.ndim == 2 for _, _, outputs in inside.layers) and inside.samples[0].size <= 8
-    if len(inside.samples) > 1 and flat:
+    if len(inside.samples) > 1 and fits_a_table(inside):
         render_values_table(out, inside)
     else:
         for index in range(len(inside.samples)):

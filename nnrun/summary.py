@@ -141,7 +141,7 @@ def unrolled(layer: Recurrent, input_shape: tuple[int, ...]) -> list[str]:
     width = f"{gates}·{units}" if gates > 1 else f"{units}"
     bias = f"2×{width}" if layer.cell == "gru" else width
     output = f"every h_t: {steps}×{units} (sequences)" if layer.return_sequences else f"the last state h_{steps}: {units}"
-    return [
+    lines = [
         f"unrolled: T = {steps} steps, h_0 = 0, for t = 1 … {steps}:",
         *(f"  {line.replace('ACT', act)}" for line in CELL_STEPS[layer.cell]),
         f"x_t {features}, h_t {units}; U {features}×{width}, W {units}×{width}, b {bias}",
@@ -150,6 +150,10 @@ def unrolled(layer: Recurrent, input_shape: tuple[int, ...]) -> list[str]:
         f"BPTT: ∂L/∂h_t flows back from t = {steps} to 1, the gradients of U, W, b are "
         f"summed over the steps; {CELL_BPTT[layer.cell].replace('ACT', act)}",
     ]
+    if not layer.use_bias:  # `bias false`: h_t = tanh(U·x_t + W·h_{t−1}), no b anywhere
+        lines = [re.sub(r" \+ b(_h)?\b", "", line.replace("U, W, b", "U, W").replace(f", b {bias}", ""))
+                 for line in lines]
+    return lines
 
 
 def human_count(number: int) -> str:

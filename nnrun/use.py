@@ -275,4 +275,12 @@ def show_samples(path: str, data_name: str | None, sample: int | None, input_fil
                        f"give a number from 0 to {count - 1:,}")
     else:
         indices = [sample]
-    return look_inside(path, data.x_test[indices], [f"{data.name} test sample {i}" for i in indices])
+    labels = []
+    for i in indices:
+        label = f"{data.name} test sample {i}"
+        if data.task in ("classification", "binary"):
+            truth = int(np.asarray(data.y_test[i]).reshape(-1)[0])
+            name = data.class_names[truth] if truth < len(data.class_names) else str(truth)
+            label += f", true class {name!r}" if len(name) == 1 and not name.isalnum() else f", true class {name}"
+        labels.append(label)
+    return look_inside(path, data.x_test[indices], labels)

@@ -131,14 +131,10 @@ class TrainingView:
             return
         self.table = epoch_table(self.metric_name, self.with_validation)  # the summary rows, anew
         shown = shown_epochs(self.records, self.epochs, self.MAX_ROWS, self._monitored())
-        previous = 0
-        for index in shown:
-            if index > previous + 2:  # more than one epoch left out
-                self.table.add_row(*(["⋮"] + [""] * (len(self.table.columns) - 1)), style="dim")
+        for index in shown:  # the epoch numbers show what is left out
             record = self.records[index - 1]
             best = index == best_epoch(self.records, self._monitored())
             self.table.add_row(*self._cells(record), style="bold" if best else None)
-            previous = index
         if self._live is not None:
             self._live.update(Group(self.table, self.progress))
 
@@ -204,7 +200,8 @@ def render_curves(console: Console, history: list[dict], metric: str, width: int
     stretch = max(1, min(4, width // len(history)))  # a few epochs: each several characters wide
     console.print(f"[bold]learning curves[/] ({len(history)} epochs"
                   + (f", one column per {len(history) / columns:.3g} epochs" if columns < len(history) else "")
-                  + f"; ▲ the lowest {'validation ' if validation else ''}loss, epoch {best})", highlight=False)
+                  + f"; each line from its lowest ▁ to its highest █; ▲ the lowest {'validation ' if validation else ''}"
+                  f"loss, epoch {best})", highlight=False)
     grid = Table.grid(padding=(0, 2))
     for _column in range(4):
         grid.add_column(no_wrap=True)
@@ -212,12 +209,11 @@ def render_curves(console: Console, history: list[dict], metric: str, width: int
         series = [("training", [record.get(key) for record in history])]
         if validation:
             series.append(("validation", [record.get(f"val_{key}") for record in history]))
-        numbers = [v for _, values in series for v in values if v is not None and v == v]
-        if not numbers:
-            continue
-        low, high = min(numbers), max(numbers)
         for index, (name, values) in enumerate(series):
             ends = [v for v in values if v is not None and v == v]
+            if not ends:
+                continue
+            low, high = min(ends), max(ends)  # each curve on its own scale: a small rise still shows
             line = "".join(char * stretch for char in sparkline(values, low, high, width))
             grid.add_row(key if index == 0 else "", name, Text(line, style="cyan"),
                          f"{metric_text(key, ends[0]) if key != 'loss' else number(ends[0])} → "
@@ -413,21 +409,47 @@ def render_pictures(console: Console, shown: list[tuple[str, list[str]]], width:
         console.print(grid)
 
 
+def shrink_to(image: np.ndarray, width: int) -> tuple[np.ndarray, int]:
+    """``image`` (H, W) averaged over square blocks until it is at most ``width`` wide; (image, factor)."""
+    factor = max(1, -(-image.shape[1] // width))
+    if factor == 1:
+        return image, 1
+    height, wide = (-(-image.shape[0] // factor)) * factor, (-(-image.shape[1] // factor)) * factor
+    padded = np.pad(image, ((0, height - image.shape[0]), (0, wide - image.shape[1])), mode="edge")
+    return padded.reshape(height // factor, factor, wide // factor, factor).mean(axis=(1, 3)), factor
+
+
+def wrapped(console: Console, text: str, style: str | None = None) -> None:
+    """A sentence, wrapped at the console's width, no markup."""
+    console.print(text, style=style, markup=False, highlight=False)
+
+
 def render_application(console: Console, application, pictures: bool = False) -> None:
-    """`nnrun apply`: the input (padded), the weights, the output, and each cell's sum written out."""
+    """`nnrun apply`: the input (padded), the weights, the output, and each cell's sum written out.
+    Positions are counted from 1, as maps and filters are."""
     x, padded, output = application.input, application.padded, application.output
+    if x.ndim == 2:  # rows of numbers for an activation: one channel
+        x, padded, output = x[:, :, None], padded[:, :, None], output[:, :, None]
     console.print(f"[bold]{application.statement}[/]", highlight=False)
-    if pictures:
-        channels = output.shape[-1] if output.ndim == 3 else 1
-        shown = [("before", picture(x[:, :, 0]))] + [
-            (f"after{'' if channels == 1 else f' (filter {f + 1})'}", picture(output[:, :, f])) for f in range(channels)]
+    for warning in application.warnings:
+        wrapped(console, f"warning: {warning}", style="yellow")
+    if pictures and x.ndim == 3 and output.ndim == 3:
+        maps = output.shape[2]
+        column = max(8, (console.width - 2 * maps) // (maps + 1))  # the pictures side by side
+        before, factor = shrink_to(x[:, :, 0], column)
+        shown = [("before", picture(before))] + [
+            (f"after{'' if maps == 1 else f' (filter {f + 1})'}", picture(shrink_to(output[:, :, f], column)[0]))
+            for f in range(maps)]
         render_pictures(console, shown)
-        console.print(f"before: {x.shape[0]}×{x.shape[1]}, values {x.min():.3g} to {x.max():.3g}; "
-                      f"after: {output.shape[0]}×{output.shape[1]}, values {output.min():.3g} to {output.max():.3g} "
-                      "(blank: the lowest, █: the highest)", highlight=False)
+        wrapped(console, f"before: {x.shape[0]}×{x.shape[1]}, values {x.min():.3g} to {x.max():.3g}; "
+                     f"after: {output.shape[0]}×{output.shape[1]}, values {output.min():.3g} to {output.max():.3g} "
+                     "(blank: the lowest, █: the highest)"
+                     + (f"; drawn at 1/{factor} of their size" if factor > 1 else ""))
         return
-    if x.ndim == 1:
-        console.print(f"input  {' '.join(plain(v) for v in x)}", highlight=False)
+    if pictures:  # global pooling or dense on a picture: numbers, not pictures
+        wrapped(console, f"input  {x.shape[0]}×{x.shape[1]} picture, values {x.min():.3g} to {x.max():.3g}")
+    elif x.ndim == 1:
+        wrapped(console, f"input  {' '.join(plain(v) for v in x)}")
     else:
         for c in range(x.shape[2]):
             label = "input" if x.shape[2] == 1 else f"input, channel {c + 1}"
@@ -439,23 +461,23 @@ def render_application(console: Console, application, pictures: bool = False) ->
             for c in range(kernel.shape[2]):
                 which = "" if kernel.shape[2] * kernel.shape[3] == 1 else f", filter {f + 1}, channel {c + 1}"
                 print_matrix(console, kernel[:, :, c, f], f"kernel{which}")
-    elif kernel is not None:
+    elif kernel is not None and not pictures:
         print_matrix(console, kernel, "weights (a row per input, a column per unit)")
     if application.bias is not None and application.bias.any():
-        console.print(f"bias  {' '.join(plain(b) for b in application.bias)}", highlight=False)
+        wrapped(console, f"bias  {' '.join(plain(b) for b in application.bias)}")
     if output.ndim == 1:
-        console.print(f"output  {' '.join(plain(v) for v in output)}", highlight=False)
+        wrapped(console, f"output  {' '.join(plain(v) for v in output)}")
     else:
         for f in range(output.shape[2]):
             print_matrix(console, output[:, :, f], "output" if output.shape[2] == 1 else f"output {f + 1}")
     if application.cells:
         many = output.ndim == 3 and output.shape[2] > 1
         for cell in application.cells:
-            where = f"[{cell.row}, {cell.col}]" if output.ndim == 3 else f"[{cell.col}]"
+            where = f"[{cell.row + 1}, {cell.col + 1}]" if output.ndim == 3 else f"[{cell.col + 1}]"
             where += f" (map {cell.filter + 1})" if many else ""
-            console.print(f"output{where} = {cell.terms} = {plain(cell.value)}", highlight=False, soft_wrap=True)
+            console.print(f"output{where} = {cell.terms} = {plain(cell.value)}", highlight=False, markup=False)
     elif output.size:
-        console.print(f"({output.size} output values: each sum is written out for at most 36)")
+        wrapped(console, f"({plural(output.size, 'output value')}: each sum is written out when there are at most 36)")
 
 
 # ------------------------------------------------------------------ nnrun show
@@ -470,52 +492,89 @@ def half_size(image: np.ndarray) -> np.ndarray:
 
 def render_inside(console: Console, inside, index: int = 0) -> None:
     """One sample through a saved model: the sample, each layer's output, the prediction.
-    Feature maps larger than 16×16 are drawn at half size so that many fit 80 columns."""
+    Feature maps larger than 16×16 are drawn at half size so that many fit 80 columns; each
+    map is drawn from its own lowest to its own highest value (the range is printed)."""
     sample = inside.samples[index]
     console.print(f"[bold]{inside.labels[index]}[/]", highlight=False)
-    _render_values(console, "input", sample)
+    text = _as_text(sample, inside.class_names)
+    if text is not None:  # a one-hot window of characters: the text itself
+        console.print(Text("input", style="bold") + Text(f"  {text!r}"))
+    else:
+        _render_values(console, "input", sample)
     for name, kind, outputs in inside.layers:
         if kind == "flatten":  # the same numbers as the maps before it, in one row
             continue
         value = outputs[index]
         shape = "×".join(map(str, value.shape))
+        note = " (inactive when predicting: the values pass unchanged)" if kind == "dropout" else ""
         if value.ndim == 3:
             small = value.shape[0] > 16
             console.print(f"[bold]{name}[/] ({kind}) {shape}: one map per channel"
-                          + (", drawn at half size" if small else ""), highlight=False)
+                          + (", drawn at half size" if small else "")
+                          + f", values {value.min():.3g} to {value.max():.3g}{note}", highlight=False)
             render_pictures(console, [(str(c + 1), picture(half_size(value[:, :, c]) if small else value[:, :, c]))
                                       for c in range(value.shape[2])])
         else:
-            _render_values(console, f"{name} ({kind}) {shape}", value)
+            _render_values(console, f"{name} ({kind}){note}", value)
     _render_prediction(console, inside, index)
 
 
+def _as_text(sample: np.ndarray, characters: list[str]) -> str | None:
+    """A one-hot window (T, V) of a text model, read back as its T characters."""
+    if sample.ndim != 2 or sample.shape[1] != len(characters) or not all(len(c) == 1 for c in characters):
+        return None
+    if not np.all(np.isin(sample, (0.0, 1.0))) or not np.all(sample.sum(axis=1) <= 1):
+        return None
+    return "".join(characters[int(row.argmax())] if row.any() else "" for row in sample)
+
+
 def _render_values(console: Console, title: str, value: np.ndarray) -> None:
-    if value.ndim >= 2 and value.size > 16:  # an image or a sequence: a picture
-        flat = value.mean(axis=-1) if value.ndim == 3 else value
-        console.print(f"[bold]{title}[/] {'×'.join(map(str, value.shape))}", highlight=False)
+    shape = "×".join(map(str, value.shape))
+    if value.ndim == 2 and value.shape[1] <= 8 and value.shape[0] > 16:  # a sequence: one line per feature
+        console.print(f"[bold]{title}[/] {shape}: a line per feature, the steps left to right", highlight=False)
+        for feature in range(value.shape[1]):
+            series = value[:, feature]
+            console.print(Text(f"  {feature + 1}  ") + Text(sparkline(list(series), float(series.min()),
+                                                                      float(series.max()), 60), style="cyan")
+                          + Text(f"  {series.min():.3g} to {series.max():.3g}"))
+        return
+    if value.ndim >= 2 and value.size > 16:  # an image or a long sequence: a picture
+        flat = value.mean(axis=-1) if value.ndim == 3 else value.T if value.ndim == 2 else value
+        console.print(f"[bold]{title}[/] {shape}" + (": a row per channel, the steps left to right" if value.ndim == 2
+                                                   else ""), highlight=False)
         render_pictures(console, [("", picture(flat))])
         return
     values = value.reshape(-1)
     shown = " ".join(number(float(v)) for v in values[:32]) + (" …" if values.size > 32 else "")
-    console.print(Text(title, style="bold") + Text(f"  {shown}"))
+    console.print(Text(f"{title} {shape}", style="bold") + Text(f"  {shown}"))
 
 
 def _render_prediction(console: Console, inside, index: int) -> None:
     output = inside.outputs[index].reshape(-1)
     if inside.task in ("classification", "binary"):
         probabilities = np.array([1 - output[0], output[0]]) if output.size == 1 else output
-        best = int(np.argmax(probabilities))
-        name = inside.class_names[best] if best < len(inside.class_names) else str(best)
-        console.print(f"[bold]prediction[/]  class {name} ({probabilities[best]:.1%})", highlight=False)
+        order = np.argsort(-probabilities)[:3]
+        label = lambda k: (repr(inside.class_names[k]) if len(inside.class_names[k]) == 1 and not  # noqa: E731
+                           inside.class_names[k].isalnum() else inside.class_names[k]) if k < len(inside.class_names) else str(k)
+        others = ", ".join(f"{label(k)} {probabilities[k]:.1%}" for k in order[1:])
+        console.print(f"[bold]prediction[/]  class {label(order[0])} ({probabilities[order[0]]:.1%})"
+                      + (f"; next: {others}" if others else ""), highlight=False)
     else:
         console.print(f"[bold]prediction[/]  {' '.join(number(float(v)) for v in output)}", highlight=False)
+
+
+def fits_a_table(inside, most: int = 10) -> bool:
+    """Whether the samples' values fit one table (XOR's: 2 inputs, 2 hidden values, 1 output)."""
+    inputs = inside.samples[0].size
+    values = sum(outputs[0].size for _name, _kind, outputs in inside.layers)
+    return all(outputs.ndim == 2 for _name, _kind, outputs in inside.layers) and inputs + values <= most
 
 
 def render_values_table(console: Console, inside) -> None:
     """Several small samples (XOR's four points) in one table: the inputs, each layer's values
     (h1, h2 … of a hidden layer, y of the output), and the predicted class — the course's slide."""
-    table = Table(title="inside the network: each layer's output for each sample", title_justify="left")
+    console.print("[bold]inside the network[/]: each layer's output, sample by sample", highlight=False)
+    table = Table()
     inputs = inside.samples.reshape(len(inside.samples), -1)
     for i in range(inputs.shape[1]):
         table.add_column(f"x{i + 1}", justify="right")
