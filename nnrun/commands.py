@@ -19,7 +19,7 @@ from .errors import TERMINATED, RunError
 from .i18n import _, ngettext, number_text
 from .specfile import load_spec, parse_input_shape
 from .training import EVAL_BATCH, TrainConfig, TrainResult
-from .views import (TrainingDisplay, best_epoch, number, plural, render_confusion, render_curves, render_filters,
+from .views import (TrainingDisplay, best_epoch, number, render_confusion, render_curves, render_filters,
                     render_state_gradients)
 
 INTERRUPTED = 130
@@ -73,23 +73,20 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
             status=1,
         )
     if result.stopped == "interrupted":
-        what = "terminated (SIGTERM)" if stop.terminated else "interrupted"
-        where = f"after epoch {stop.epoch - 1}" if stop.batch == 0 else f"in epoch {stop.epoch}, batch {stop.batch}"
+        what = _("terminated (SIGTERM)") if stop.terminated else _("interrupted")
+        where = _("after epoch {epoch}").format(epoch=stop.epoch - 1) if stop.batch == 0 else \
+            _("in epoch {epoch}, batch {batch}").format(epoch=stop.epoch, batch=stop.batch)
         if save_path and history:
-            err.print(
-                f"{what} {where}: {save_path} holds the model of epoch "
-                f"{history[-1]['epoch']}; continue with --resume {save_path}",
-                markup=False,
-            )
+            err.print(_("{what} {where}: {path} holds the model of epoch {epoch}; continue with --resume {path}").format(
+                what=what, where=where, path=save_path, epoch=history[-1]["epoch"]), markup=False)
         else:
-            err.print(
-                f"{what} {where}; nothing was saved "
-                "(use --save FILE to keep a checkpoint after each epoch)",
-                markup=False,
-            )
+            err.print(_("{what} {where}; nothing was saved (use --save FILE to keep a checkpoint after each epoch)")
+                      .format(what=what, where=where), markup=False)
         return TERMINATED if stop.terminated else INTERRUPTED
     if result.stopped == "early_stopping":
-        out.print(f"early stopping: the validation loss has not improved for {plural(result.settings.patience, 'epoch')}")
+        patience = result.settings.patience
+        out.print(_("early stopping: the validation loss has not improved for {epochs}").format(
+            epochs=ngettext("{n} epoch", "{n} epochs", patience).format(n=patience)), markup=False)
     render_curves(out, result.history, result.metric)
     if config.plot:
         from .plots import save_curves
@@ -98,7 +95,7 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
                     best_epoch(result.history, "val_loss" if result.history and
                                result.history[0].get("val_loss") is not None else "loss"),
                     f"{result.spec.filename} on {result.data.name}")
-        out.print(f"wrote the learning curves to {config.plot}", markup=False)
+        out.print(_("wrote the learning curves to {path}").format(path=config.plot), markup=False)
     if result.state_gradient_norms:  # a recurrent network: show back-propagation through time, unrolled
         render_state_gradients(out, result.state_gradient_norms)
     show_test(out, result.test, len(result.data.x_test), result.confusion, result.class_names)

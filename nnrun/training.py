@@ -209,8 +209,9 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
             raise RunError(f"{data.name} has no {split} samples", "give a data set with samples in both splits")
     x_train, y_train, x_val, y_val = split_validation(data, settings.validation, settings.seed)
     if settings.batch > len(x_train):
-        progress.warning(f"batch {settings.batch} is larger than the {len(x_train):,} training samples: "
-                         f"using batches of {len(x_train):,} (1 iteration per epoch)")
+        progress.warning(_("batch {batch} is larger than the {samples} training samples: using batches of "
+                           "{samples} (1 iteration per epoch)").format(batch=settings.batch,
+                                                                        samples=number_text(len(x_train))))
         settings.batch = len(x_train)
     units = model.output_shape[-1]
     y_train = labels_for_loss(y_train, model.loss, data.num_classes, units=units)

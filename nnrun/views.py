@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .console import say
-from .i18n import N_, _
+from .i18n import N_, _, ngettext
 
 METRIC_WORDS = (N_("accuracy"), N_("mbe"), N_("test"))  # translated where they are shown
 from .networks import confusion_matrix
@@ -198,24 +198,27 @@ def render_curves(console: Console, history: list[dict], metric: str, width: int
     best = best_epoch(history, "val_loss" if validation else "loss")
     columns = min(len(history), width)
     stretch = max(1, min(4, width // len(history)))  # a few epochs: each several characters wide
-    console.print(f"[bold]learning curves[/] ({len(history)} epochs"
-                  + (f", one column per {len(history) / columns:.3g} epochs" if columns < len(history) else "")
-                  + f"; each line from its lowest ▁ to its highest █; ▲ the lowest {'validation ' if validation else ''}"
-                  f"loss, epoch {best})", highlight=False)
+    lowest = _("the lowest validation loss") if validation else _("the lowest loss")
+    heading = _("learning curves") + " (" + ngettext("{n} epoch", "{n} epochs", len(history)).format(n=len(history))
+    if columns < len(history):
+        heading += _(", one column per {count} epochs").format(count=f"{len(history) / columns:.3g}")
+    heading += _("; each line from its lowest ▁ to its highest █; ▲ {lowest}, epoch {epoch})").format(
+        lowest=lowest, epoch=best)
+    console.print(Text(heading))
     grid = Table.grid(padding=(0, 2))
     for _column in range(4):
         grid.add_column(no_wrap=True)
     for key in ("loss", metric):
-        series = [("training", [record.get(key) for record in history])]
+        series = [(_("training"), [record.get(key) for record in history])]
         if validation:
-            series.append(("validation", [record.get(f"val_{key}") for record in history]))
+            series.append((_("validation"), [record.get(f"val_{key}") for record in history]))
         for index, (name, values) in enumerate(series):
             ends = [v for v in values if v is not None and v == v]
             if not ends:
                 continue
             low, high = min(ends), max(ends)  # each curve on its own scale: a small rise still shows
             line = "".join(char * stretch for char in sparkline(values, low, high, width))
-            grid.add_row(key if index == 0 else "", name, Text(line, style="cyan"),
+            grid.add_row(_(key) if index == 0 else "", name, Text(line, style="cyan"),
                          f"{metric_text(key, ends[0]) if key != 'loss' else number(ends[0])} → "
                          f"{metric_text(key, ends[-1]) if key != 'loss' else number(ends[-1])}")
     marker = " " * (int((best - 1) * columns / len(history)) * stretch + stretch // 2) + "▲"
