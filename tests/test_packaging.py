@@ -71,9 +71,12 @@ def installed(wheel, tmp_path_factory) -> Path:
     return python
 
 
-def in_fresh_environment(python: Path, code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def in_fresh_environment(python: Path, code: str, cwd: Path) -> str:
+    """The output of ``code`` run by the fresh environment's Python in ``cwd`` (it must succeed)."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    return subprocess.run([str(python), "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(python), "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
 
 
 def test_only_nnrun_is_importable_after_installing_the_wheel(installed, tmp_path):
@@ -83,9 +86,7 @@ def test_only_nnrun_is_importable_after_installing_the_wheel(installed, tmp_path
         "print(importlib.util.find_spec('engine'), importlib.util.find_spec('dsl'))\n"
         "print(nnrun.dsl.resolve(nnrun.dsl.parse('input 4; dense 3 relu; dense 2 softmax')).total_params)\n"
     )
-    result = in_fresh_environment(installed, code, tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    where, missing, params = result.stdout.splitlines()
+    where, missing, params = in_fresh_environment(installed, code, tmp_path).splitlines()
     assert not Path(where).is_relative_to(ROOT)  # the installed copy, not the checkout
     assert missing == "None None"
     assert params == str((4 + 1) * 3 + (3 + 1) * 2)
@@ -98,19 +99,16 @@ def test_the_installed_program_answers_and_never_imports_numba_for_the_calculato
         "status = main(['summary', 'conv 32 3x3 relu; pool max 2; dense 10 softmax', '--input', '28x28x1'])\n"
         "print('numba' in sys.modules, status)\n"
     )
-    result = in_fresh_environment(installed, code, tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "54,410" in result.stdout
-    assert result.stdout.splitlines()[-1] == "False 0"
+    out = in_fresh_environment(installed, code, tmp_path)
+    assert "54,410" in out and out.splitlines()[-1] == "False 0"
 
 
 def test_python_started_in_the_checkout_uses_the_checkout_and_still_finds_dsl_and_engine(installed):
     """In the repository's root the folder nnrun/ hides the installed package; the language and
     the engine are then its sibling folders (as `python -m nnrun` and bench/ expect)."""
     code = "import nnrun.dsl, nnrun.engine.backend; print(nnrun.dsl.__file__); print(nnrun.engine.backend.__file__)"
-    result = in_fresh_environment(installed, code, ROOT)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == [str(ROOT / "dsl" / "__init__.py"), str(ROOT / "engine" / "backend.py")]
+    assert in_fresh_environment(installed, code, ROOT).split() == [str(ROOT / "dsl" / "__init__.py"),
+                                                                   str(ROOT / "engine" / "backend.py")]
     result = subprocess.run([str(installed), "-m", "nnrun", "check", "specs/xor.net"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and "9 parameters" in result.stdout, result.stderr[-2000:]
