@@ -64,7 +64,8 @@ def evaluate_saved(path: str, data_name: str, data_dir: str | None = None, devic
     from .datasets import labels_for_loss, load_dataset
 
     saved_model, model, network = open_model(path, device)
-    data = load_dataset(data_name, data_dir=data_dir)
+    # the training run's seed: a generated set, or the split of a text, is the one the model was tested on
+    data = load_dataset(data_name, data_dir=data_dir, seed=int(saved_model.meta.get("seed") or 0))
     trained_classes = list(saved_model.meta.get("class_names") or [])
     if trained_classes and data.class_names and trained_classes != list(data.class_names):
         raise RunError(f"the model's classes are not {data.name}'s: it was trained on "
@@ -266,7 +267,8 @@ def show_samples(path: str, data_name: str | None, sample: int | None, input_fil
     if input_file is not None:
         batch = as_batch(read_input(input_file), model.input_shape, input_file)[:16]
         return look_inside(path, batch, [f"{input_file} [{i}]" for i in range(len(batch))])
-    data = fit_data(model, load_dataset(data_name, data_dir=data_dir), "eval", saved_model.meta.get("data"))
+    data = load_dataset(data_name, data_dir=data_dir, seed=int(saved_model.meta.get("seed") or 0))
+    data = fit_data(model, data, "eval", saved_model.meta.get("data"))
     count = len(data.x_test)
     if sample is None:
         indices = list(range(count)) if count <= 16 else [0]

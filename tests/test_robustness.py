@@ -725,3 +725,19 @@ def test_a_text_model_is_not_evaluated_on_another_alphabet(text_model, tmp_path)
     status, out, err = run_cli("eval", text_model, "--data", f"text:{other}")
     clean(status, out, err)
     assert status == 2 and "the model's classes are not" in err
+
+
+def test_eval_uses_the_training_runs_split_of_a_text(tmp_path):
+    from test_recurrent_cli import TINY_TEXT
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(TINY_TEXT * 3, encoding="utf-8")
+    model, report = tmp_path / "m.npz", tmp_path / "r.json"
+    classes = len(set(TINY_TEXT))
+    status, _, err = run_cli(f"rnn 8; dense {classes} softmax", "--data", f"text:{corpus}", "--epochs", "1",
+                             "--seed", "5", "--save", model, "--report", report)
+    assert status == 0, err
+    trained = json.loads(report.read_text())["test"]["accuracy"]
+    status, out, err = run_cli("eval", model, "--data", f"text:{corpus}")
+    assert status == 0, err
+    assert f"accuracy {trained:.2%}" in out  # the same test windows as the run's (seed 5, not 0)
