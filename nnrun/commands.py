@@ -329,7 +329,8 @@ def grade(args: argparse.Namespace, out: Console, err: Console) -> int:
         return 0
     for item, given, right in results:
         mark = "✓" if right else "✗"
-        out.print(f"{mark} {item['id']}: {given!s}" + ("" if right else "  → " + answer_text(item["answer"], item["kind"])),
+        shown = _("(blank)") if given is None else str(given)
+        out.print(f"{mark} {item['id']}: {shown}" + ("" if right else "  → " + answer_text(item["answer"], item["kind"])),
                   markup=False, highlight=False)
         if not right:
             for line in item["solution"]:

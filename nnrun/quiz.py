@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from nnrun import dsl
 
 from .errors import RunError
-from .i18n import _, number_text
+from .i18n import _, ngettext, number_text
 
 TOPICS = ("output-size", "params", "conv", "pool", "dense", "rnn", "iterations", "network")
 MAX_COUNT = 1000
@@ -117,7 +117,7 @@ def output_size_item(rng, level, pooling=None):
     answer = list(layer.output_shape)
     filters = answer[-1]
     wrong = [[o, o, filters] for o in _wrong_sizes(size, kernel, stride, padding)]
-    question = _("What is the output shape of `{statement}` on a {shape} input?").format(
+    question = _("What is the output shape of `{statement}` on an input of {shape}?").format(
         statement=statement, shape=f"{size}×{size}×{channels}")
     formulas = layer.explain if pooling else layer.explain[:-1]  # a conv's last line counts its parameters
     solution = [*formulas, _("output: {shape}").format(shape=answer_text(answer, "shape"))]
@@ -133,7 +133,7 @@ def conv_params_item(rng, level):
     layer = _layer(_resolved(spec))
     wrong = [kernel * kernel * channels * filters, (kernel * kernel + 1) * filters,
              (kernel * kernel * channels + 1) * channels]
-    question = _("How many parameters does `{statement}` have on a {shape} input?").format(
+    question = _("How many parameters does `{statement}` have on an input of {shape}?").format(
         statement=statement, shape=f"{size}×{size}×{channels}")
     return question, spec, layer.params, "number", [layer.explain[-1]], {"layer": layer.name, "field": "params"}, wrong
 
@@ -164,8 +164,10 @@ def rnn_params_item(rng, level):
     gates = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     wrong = [gates * units * (features + 1), gates * units * (units + features), gates * units * (units + features + 1)
              if cell == "gru" else gates * units * (units + features + 2)]
-    question = _("How many parameters does `{statement}` have on sequences of {steps} steps of {features} "
-                 "features?").format(statement=f"{cell} {units}", steps=steps, features=features)
+    question = ngettext("How many parameters does `{statement}` have on sequences of {steps} steps of {features} "
+                        "feature?", "How many parameters does `{statement}` have on sequences of {steps} steps of "
+                        "{features} features?", features).format(statement=f"{cell} {units}", steps=steps,
+                                                                  features=features)
     return question, spec, layer.params, "number", [layer.explain[-1]], {"layer": layer.name, "field": "params"}, wrong
 
 
@@ -176,7 +178,7 @@ def pool_item(rng, level):
         statement = f"pool max {kernel}"
         spec = f"input {size}x{size}x{channels}\n{statement}"
         layer = _layer(_resolved(spec))
-        question = _("How many parameters does `{statement}` have on a {shape} input?").format(
+        question = _("How many parameters does `{statement}` have on an input of {shape}?").format(
             statement=statement, shape=f"{size}×{size}×{channels}")
         wrong = [(kernel * kernel * channels + 1) * channels, kernel * kernel, kernel * kernel * channels]
         return question, spec, 0, "number", [_("a pooling layer has no weights: 0 parameters")], \

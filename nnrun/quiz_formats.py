@@ -9,12 +9,14 @@ the standard library's ElementTree.
 from __future__ import annotations
 
 import json
+import textwrap
 import xml.etree.ElementTree as ElementTree
 
-from .i18n import _, language
+from .i18n import _, language, ngettext
 from .quiz import Item, answer_text
 
 GIFT_SPECIALS = "~=#{}:\\"
+WIDTH = 78  # the text sheet's lines, for an 80-column terminal and a printed page
 
 
 def gift_escape(text: str) -> str:
@@ -28,10 +30,11 @@ def as_json(items: list[Item], meta: dict) -> str:
 
 def as_text(items: list[Item], meta: dict) -> str:
     """The sheet: the questions, then the answers with their worked solutions."""
-    lines = [_("nnrun quiz — seed {seed}, level {level}, {count} exercises").format(
+    lines = [ngettext("nnrun quiz — seed {seed}, level {level}, {count} exercise",
+                      "nnrun quiz — seed {seed}, level {level}, {count} exercises", len(items)).format(
         seed=meta["seed"], level=meta["level"], count=len(items)), ""]
     for number, item in enumerate(items, start=1):
-        lines.append(f"{number}. [{item.id}] {item.question}")
+        lines.append(textwrap.fill(f"{number}. [{item.id}] {item.question}", width=WIDTH, subsequent_indent="     "))
         lines += [f"     {line}" for line in item.spec.splitlines()]
         for letter, option in zip("abcdefgh", item.choices):
             lines.append(f"     {letter}) {option}")

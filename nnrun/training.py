@@ -295,8 +295,8 @@ def header_rows(config, spec, data, model, network, settings, checkpoint, first_
         seed_text = _("{seed} (the checkpoint's: the same validation split and shuffling)").format(seed=settings.seed)
     resuming = [] if checkpoint is None else [(
         "resume",
-        f"resuming from epoch {first_epoch} of {settings.epochs} ({config.resume}); "
-        f"--epochs counts all epochs, the {plural(first_epoch - 1, 'epoch')} done included",
+        f"resuming from epoch {first_epoch} of {settings.epochs} ({config.resume}); --epochs includes the "
+        f"{first_epoch - 1} done",
     )]
     return [
         (_("spec"), spec.filename),

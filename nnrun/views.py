@@ -27,7 +27,7 @@ __all__ = ["TrainingDisplay", "TrainingView", "number", "plural", "render_header
 
 def render_header(console: Console, rows: list[tuple[str, str]]) -> None:
     """``key  value`` lines, keys in bold and aligned; no padding after the value."""
-    width = max((len(key) for key, _ in rows), default=0)
+    width = max((len(key) for key, _value in rows), default=0)
     for key, value in rows:
         console.print(Text(key.ljust(width), style="bold") + Text("  " + value), soft_wrap=True, highlight=False)
     console.print()
