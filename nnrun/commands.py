@@ -16,7 +16,7 @@ from rich.console import Console
 from nnrun.dsl.spec import Model
 
 from .errors import TERMINATED, RunError
-from .i18n import _, ngettext, number_text
+from .i18n import _, ngettext, number_text, percent_text
 from .specfile import load_spec, parse_input_shape
 from .training import EVAL_BATCH, TrainConfig, TrainResult
 from .views import (TrainingDisplay, best_epoch, number, render_confusion, render_curves, render_filters,
@@ -107,7 +107,7 @@ def show_training(result: TrainResult, config: TrainConfig, out: Console, err: C
 
 def show_test(out: Console, test: dict, samples: int, confusion: np.ndarray | None, class_names: list[str]) -> None:
     metric = "accuracy" if "accuracy" in test else "mbe"
-    value = f"{test[metric]:.2%}" if metric == "accuracy" else number(test[metric])
+    value = percent_text(test[metric]) if metric == "accuracy" else number(test[metric])
     count = ngettext("{n} sample", "{n} samples", samples).format(n=number_text(samples))
     out.print("[bold]" + _("test") + f"[/]  {_('loss')} {number(test['loss'])}  {_(metric)} {value}  ({count})")
     if confusion is not None:

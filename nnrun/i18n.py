@@ -61,6 +61,17 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return _translation.ngettext(singular, plural, count)
 
 
+def percent_text(fraction: float, decimals: int = 2) -> str:
+    """``0.9734`` → ``97.34%`` (en) or ``97,34 %`` (fr)."""
+    text = f"{fraction:.{decimals}%}"
+    return text.replace(".", ",").replace("%", " %") if _language == "fr" else text
+
+
+def decimal_text(text: str) -> str:
+    """A number already formatted (``0.7091``, ``1.3e-05``) with the language's decimal mark."""
+    return text.replace(".", ",") if _language == "fr" else text
+
+
 def number_text(value: float, decimals: int | None = None) -> str:
     """A number as the language writes it: thousands grouped, the decimal mark.
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .console import say
-from .i18n import N_, _, ngettext
+from .i18n import N_, _, ngettext, number_text, percent_text
 
 METRIC_WORDS = (N_("accuracy"), N_("mbe"), N_("test"))  # translated where they are shown
 from .networks import confusion_matrix
@@ -49,7 +49,7 @@ def epoch_table(metric_name: str, with_validation: bool) -> Table:
 def metric_text(name: str, value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value:.2%}" if name == "accuracy" else number(value)
+    return percent_text(value) if name == "accuracy" else number(value)
 
 
 class TrainingView:
@@ -147,7 +147,7 @@ class TrainingView:
         if self.with_validation:
             val_loss = record.get("val_loss")
             cells += ["–" if val_loss is None else number(val_loss), metric_text(metric, record.get(f"val_{metric}"))]
-        cells += [f"{record['seconds']:.1f}", f"{record['samples_per_second']:,.0f}"]
+        cells += [number_text(record["seconds"], 1), number_text(round(record["samples_per_second"]))]
         return cells
 
 
@@ -286,7 +286,7 @@ def render_confusion(console: Console, matrix: np.ndarray, class_names: list[str
         recall = matrix[row, row] / total if total else 0.0
         label = name if short is not None else f"{row} {name}"
         label = label if len(label) <= 11 else label[:10] + "…"
-        table.add_row(label, *cells, f"{recall:.1%}")
+        table.add_row(label, *cells, percent_text(recall, 1))
     console.print(table)
 
 

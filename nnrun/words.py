@@ -5,11 +5,13 @@ from __future__ import annotations
 def number(value: float) -> str:
     """A loss or metric: four decimals, or scientific notation when that would hide it
     (``1.77e+18`` rather than nineteen digits, ``3.2e-07`` rather than ``0.0000``)."""
+    from .i18n import decimal_text
+
     if value != value or value in (float("inf"), float("-inf")):
         return str(value)
     if abs(value) >= 1e6 or (value != 0 and abs(value) < 1e-4):
-        return f"{value:.3e}"
-    return f"{value:.4f}"
+        return decimal_text(f"{value:.3e}")
+    return decimal_text(f"{value:.4f}")
 
 
 def plural(count: int, word: str) -> str:

@@ -221,6 +221,7 @@ def test_a_quiz_and_a_training_run_in_french():
     assert status == 0 and "combien d'itérations" in " ".join(out.split()) and "Réponses" in out
     status, out, err = run_cli("input 2; dense 1 sigmoid; train epochs 2", "--data", "xor", "--lang", "fr")
     assert status == 0 and "époque" in out and "itérations par époque" in out and "matrice de confusion" in out
+    assert re.search(r"perte \d,\d{4}", out) and re.search(r"\d,\d\d %", out)  # 0,7124 and 50,00 %
 
 
 def test_the_compiled_catalog_matches_its_source():
