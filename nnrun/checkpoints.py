@@ -177,7 +177,8 @@ def optimizer_of(slots: set[str]) -> str:
 
 def spec_differences(checkpoint: SavedModel, model: Model, path: str) -> list[str]:
     """What differs between the checkpoint's network and ``model``, in words, layer by layer."""
-    other = dsl.resolve(dsl.parse(checkpoint.spec_text, path), tuple(checkpoint.meta.get("input_shape") or ()) or None)
+    other = checkpoint.model or dsl.resolve(dsl.parse(checkpoint.spec_text, path),
+                                            tuple(checkpoint.meta.get("input_shape") or ()) or None)
     differences = []
     if tuple(other.input_shape) != tuple(model.input_shape):
         differences.append(f"the input: {_text(other.input_shape)} in the checkpoint, {_text(model.input_shape)} here")

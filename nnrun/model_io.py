@@ -45,6 +45,7 @@ class SavedModel:
     weights: dict[str, np.ndarray]
     meta: dict
     optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
+    model: object = field(default=None, compare=False)  # the spec resolved, when read by `load_model` (not saved)
 
 
 def output_problem(path: str | os.PathLike) -> str | None:
@@ -253,7 +254,7 @@ def load_model(path: str | os.PathLike) -> SavedModel:
                                  "train and save the model again, or resume with another optimizer")
     weights = {key[2:]: value for key, value in weights.items()}
     optimizer_state = {key[4:]: value for key, value in state.items()}
-    return SavedModel(spec_text, weights, meta, optimizer_state)
+    return SavedModel(spec_text, weights, meta, optimizer_state, model)
 
 
 MAX_HEADER_BYTES = 64 * 2**20  # the spec text and the metadata (a history of many epochs)

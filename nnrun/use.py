@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnrun import dsl
 from nnrun.dsl.shapes import format_shape as shape_text
 from nnrun.dsl.memory import inference_memory
 from nnrun.dsl.spec import Model
@@ -33,20 +32,28 @@ from .words import plural
 INPUT_FORMATS = "an .npy array or an IDX images file"
 
 
-def open_model(path: str, device: str | None = None):
-    """(saved file, resolved model, network with the saved weights) for a model file."""
+def read_model(path: str) -> SavedModel:
+    """A model file, read and checked (`load_model`: its spec resolved as ``.model``), that fits in memory."""
     saved_model = load_model(path)
-    meta = saved_model.meta
-    input_shape = tuple(meta.get("input_shape") or ()) or None
-    spec = dsl.parse(saved_model.spec_text, meta.get("spec_file") or str(path))
-    model = dsl.resolve(spec, None if spec.input_shape else input_shape)
-    check_memory(inference_memory(model), f"running {path} ({model.total_params:,} parameters)",
+    check_memory(inference_memory(saved_model.model), f"running {path} ({saved_model.model.total_params:,} parameters)",
                  "use a machine with more memory")
-    network = make_network(model, device or "cpu", int(meta.get("seed") or 0))
+    return saved_model
+
+
+def network_of(saved_model: SavedModel, path: str, device: str):
+    """The network of a model file with its saved weights, measuring accuracy for a classifier."""
+    meta = saved_model.meta
+    network = make_network(saved_model.model, device, int(meta.get("seed") or 0))
     if meta.get("task") in ("classification", "binary"):
         network.measure_as_classifier()
     load_weights_checked(network, saved_model, path)
-    return saved_model, model, network
+    return network
+
+
+def open_model(path: str, device: str | None = None):
+    """(saved file, resolved model, network with the saved weights) for a model file."""
+    saved_model = read_model(path)
+    return saved_model, saved_model.model, network_of(saved_model, path, device or "cpu")
 
 
 @dataclass
@@ -235,15 +242,11 @@ class Inside:
     task: str
 
 
-def look_inside(path: str, samples: np.ndarray, labels: list[str]) -> Inside:
+def look_inside(saved_model: SavedModel, path: str, samples: np.ndarray, labels: list[str]) -> Inside:
     """Run ``samples`` through the saved model one layer at a time, on the reference backend (the
     plain-NumPy functions, no fused steps), keeping every layer's output.  An activation step of
     a statement (``dense 2 tanh``) is folded into its layer: the output shown is after it."""
-    saved_model, model, _ = open_model(path)
-    network = make_network(model, "reference", int(saved_model.meta.get("seed") or 0))
-    if saved_model.meta.get("task") in ("classification", "binary"):
-        network.measure_as_classifier()
-    load_weights_checked(network, saved_model, path)
+    network = network_of(saved_model, path, "reference")
     x = samples.astype(np.float32)
     layers: list[tuple[str, str, np.ndarray]] = []
     with np.errstate(**QUIET_FLOATS):
@@ -263,10 +266,11 @@ def show_samples(path: str, data_name: str | None, sample: int | None, input_fil
     without it, the whole split when it has at most 16 samples — XOR's four points — else sample 0)."""
     from .datasets import load_dataset
 
-    saved_model, model, _ = open_model(path)
+    saved_model = read_model(path)
+    model = saved_model.model
     if input_file is not None:
         batch = as_batch(read_input(input_file), model.input_shape, input_file)[:16]
-        return look_inside(path, batch, [f"{input_file} [{i}]" for i in range(len(batch))])
+        return look_inside(saved_model, path, batch, [f"{input_file} [{i}]" for i in range(len(batch))])
     data = load_dataset(data_name, data_dir=data_dir, seed=int(saved_model.meta.get("seed") or 0))
     data = fit_data(model, data, "eval", saved_model.meta.get("data"))
     count = len(data.x_test)
@@ -285,4 +289,4 @@ def show_samples(path: str, data_name: str | None, sample: int | None, input_fil
             name = data.class_names[truth] if truth < len(data.class_names) else str(truth)
             label += f", true class {name!r}" if len(name) == 1 and not name.isalnum() else f", true class {name}"
         labels.append(label)
-    return look_inside(path, data.x_test[indices], labels)
+    return look_inside(saved_model, path, data.x_test[indices], labels)

@@ -412,14 +412,20 @@ def render_pictures(console: Console, shown: list[tuple[str, list[str]]], width:
         console.print(grid)
 
 
-def shrink_to(image: np.ndarray, width: int) -> tuple[np.ndarray, int]:
-    """``image`` (H, W) averaged over square blocks until it is at most ``width`` wide; (image, factor)."""
-    factor = max(1, -(-image.shape[1] // width))
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` (H, W) at 1/``factor`` of its size, each factor×factor block averaged (the last,
+    partial rows and columns padded with their edge)."""
     if factor == 1:
-        return image, 1
+        return image
     height, wide = (-(-image.shape[0] // factor)) * factor, (-(-image.shape[1] // factor)) * factor
     padded = np.pad(image, ((0, height - image.shape[0]), (0, wide - image.shape[1])), mode="edge")
-    return padded.reshape(height // factor, factor, wide // factor, factor).mean(axis=(1, 3)), factor
+    return padded.reshape(height // factor, factor, wide // factor, factor).mean(axis=(1, 3))
+
+
+def shrink_to(image: np.ndarray, width: int) -> tuple[np.ndarray, int]:
+    """``image`` (H, W) made at most ``width`` wide by `block_mean`; (image, factor)."""
+    factor = max(1, -(-image.shape[1] // width))
+    return block_mean(image, factor), factor
 
 
 def wrapped(console: Console, text: str, style: str | None = None) -> None:
@@ -486,13 +492,6 @@ def render_application(console: Console, application, pictures: bool = False) ->
 # ------------------------------------------------------------------ nnrun show
 
 
-def half_size(image: np.ndarray) -> np.ndarray:
-    """An image (H, W) at half its size, each 2×2 block averaged (an odd last row or column kept)."""
-    height, width = image.shape
-    padded = np.pad(image, ((0, height % 2), (0, width % 2)), mode="edge")
-    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).mean(axis=(1, 3))
-
-
 def render_inside(console: Console, inside, index: int = 0) -> None:
     """One sample through a saved model: the sample, each layer's output, the prediction.
     Feature maps larger than 16×16 are drawn at half size so that many fit 80 columns; each
@@ -515,7 +514,7 @@ def render_inside(console: Console, inside, index: int = 0) -> None:
             console.print(f"[bold]{name}[/] ({kind}) {shape}: one map per channel"
                           + (", drawn at half size" if small else "")
                           + f", values {value.min():.3g} to {value.max():.3g}{note}", highlight=False)
-            render_pictures(console, [(str(c + 1), picture(half_size(value[:, :, c]) if small else value[:, :, c]))
+            render_pictures(console, [(str(c + 1), picture(block_mean(value[:, :, c], 2 if small else 1)))
                                       for c in range(value.shape[2])])
         else:
             _render_values(console, f"{name} ({kind}){note}", value)
