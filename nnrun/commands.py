@@ -17,6 +17,7 @@ from nnrun.dsl.spec import Model
 
 from .errors import TERMINATED, RunError
 from .i18n import _, ngettext, number_text, percent_text
+from .words import class_label
 from .specfile import load_spec, parse_input_shape
 from .training import EVAL_BATCH, TrainConfig, TrainResult
 from .views import (TrainingDisplay, best_epoch, number, render_confusion, render_curves, render_filters,
@@ -154,7 +155,7 @@ def predict(args: argparse.Namespace, out: Console, err: Console) -> int:
                 p = float(probabilities[0])
                 probabilities = np.array([1 - p, p])
             order = np.argsort(-probabilities)[:top]
-            label = lambda k: names[k] if k < len(names) else str(k)  # noqa: E731
+            label = lambda k: class_label(names, k)  # noqa: E731
             others = ", ".join(f"{label(k)} {probabilities[k]:.1%}" for k in order[1:])
             table.add_row(str(row), label(order[0]), f"{probabilities[order[0]]:.1%}", others)
     else:

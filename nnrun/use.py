@@ -27,7 +27,7 @@ from .limits import check_memory
 from .model_io import SavedModel, load_model
 from .networks import QUIET_FLOATS, make_network
 from .training import EVAL_BATCH, evaluate_test, fit_data, reads_as
-from .words import plural
+from .words import class_label, plural
 
 INPUT_FORMATS = "an .npy array or an IDX images file"
 
@@ -286,7 +286,6 @@ def show_samples(path: str, data_name: str | None, sample: int | None, input_fil
         label = f"{data.name} test sample {i}"
         if data.task in ("classification", "binary"):
             truth = int(np.asarray(data.y_test[i]).reshape(-1)[0])
-            name = data.class_names[truth] if truth < len(data.class_names) else str(truth)
-            label += f", true class {name!r}" if len(name) == 1 and not name.isalnum() else f", true class {name}"
+            label += f", true class {class_label(data.class_names, truth)}"
         labels.append(label)
     return look_inside(saved_model, path, data.x_test[indices], labels)

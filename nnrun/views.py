@@ -19,7 +19,7 @@ from .i18n import N_, _, ngettext, number_text, percent_text
 METRIC_WORDS = (N_("accuracy"), N_("mbe"), N_("test"))  # translated where they are shown
 from .networks import confusion_matrix
 from .training import Progress as TrainingProgress
-from .words import number, plain, plural
+from .words import class_label, number, plain, plural
 
 __all__ = ["TrainingDisplay", "TrainingView", "number", "plural", "render_header", "render_confusion",
            "render_filters", "render_state_gradients", "filter_picture", "confusion_matrix"]
@@ -556,8 +556,7 @@ def _render_prediction(console: Console, inside, index: int) -> None:
     if inside.task in ("classification", "binary"):
         probabilities = np.array([1 - output[0], output[0]]) if output.size == 1 else output
         order = np.argsort(-probabilities)[:3]
-        label = lambda k: (repr(inside.class_names[k]) if len(inside.class_names[k]) == 1 and not  # noqa: E731
-                           inside.class_names[k].isalnum() else inside.class_names[k]) if k < len(inside.class_names) else str(k)
+        label = lambda k: class_label(inside.class_names, k)  # noqa: E731
         others = ", ".join(f"{label(k)} {probabilities[k]:.1%}" for k in order[1:])
         console.print(f"[bold]prediction[/]  class {label(order[0])} ({probabilities[order[0]]:.1%})"
                       + (f"; next: {others}" if others else ""), highlight=False)

@@ -29,6 +29,15 @@ def human_bytes(size: int) -> str:
     return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
+def class_label(names: list[str], index: int) -> str:
+    """Class ``index`` by its name; a name that is one blank or punctuation character (a text
+    model's classes) quoted, so that ``' '`` is seen."""
+    if index >= len(names):
+        return str(index)
+    name = names[index]
+    return repr(name) if len(name) == 1 and not name.isalnum() else name
+
+
 def plain(value: float) -> str:
     """A number as a student writes it: ``3``, ``-1``, ``0.5``, ``0.1111``."""
     value = float(value)
